@@ -36,6 +36,8 @@ def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp make the path private; outputs are ordinary, readable files and folders.
+        os.chmod(tmp, 0o755 if directory else 0o644)
         if directory and final.exists():
             # A directory cannot be replaced in one rename: move the old one aside first.
             old = final.with_name(f".{final.name}.old")
@@ -44,8 +46,6 @@ def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
             tmp.rename(final)
             _remove(old)
         else:
-            if not directory:
-                os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are ordinary files
             os.replace(tmp, final)
     except BaseException:
         _remove(tmp)

@@ -26,6 +26,8 @@ HEADER = "\t".join(
 )
 #: Class-label choices (`data.label`): the annotators' dominant emotion or the search keyword.
 LABELS = ("dominant", "folder")
+#: The columns of the labels table that the preprocess stage writes.
+LABEL_COLUMNS = ("image", "folder", "valence", "arousal", *DISTRIBUTION, "dominant")
 SCALE = (1.0, 9.0)  # the user study's valence/arousal scale
 SUM_TOLERANCE = 1e-3
 SHOWN_PROBLEMS = 20
@@ -68,7 +70,7 @@ def read_ground_truth(root: Path) -> pd.DataFrame:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")  # tolerate a table re-saved on Windows
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
     problems: list[str] = []
@@ -136,13 +138,18 @@ def labels_table(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     out.insert(1, "folder", table["image"].str.split("/").str[0])
     out["dominant"] = dominant(table)
-    return out
+    return out[list(LABEL_COLUMNS)]
+
 
 
 def read_labels(path: Path) -> pd.DataFrame:
     """Read the labels table written by the preprocess stage."""
     try:
-        return pd.read_csv(path, keep_default_na=False)
+        labels = pd.read_csv(path, keep_default_na=False)
     except FileNotFoundError:
         raise InputError(f"{path}: not found; run `dvc repro preprocess` first") from None
+    missing = [c for c in LABEL_COLUMNS if c not in labels.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; rerun `dvc repro preprocess`")
+    return labels
 

@@ -63,7 +63,7 @@ def download(url: str, dest: Path, *, attempts: int = ATTEMPTS, timeout: float =
                         got += len(chunk)
                         bar.update(len(chunk))
                 if total is not None and got != total:
-                    raise http.client.IncompleteRead(b"", total - got)
+                    raise ConnectionError(f"connection closed after {got} of {total} bytes")
             return
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code} {e.reason}"
@@ -99,26 +99,36 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def extract(archive: Path, dest: Path) -> None:
-    """Unpack `archive` into `dest`, refusing anything that could escape `dest` or exhaust the disk."""
+def extract(archive: Path, dest: Path, name: str | None = None) -> None:
+    """Unpack `archive` into `dest`, refusing anything that could escape `dest` or exhaust the disk.
+
+    Errors call the archive `name` (a downloaded one by its URL, not its temporary path).
+    """
+    name = name or str(archive)
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
-        raise InputError(f"{archive}: not a readable zip archive ({e})") from None
+        raise InputError(f"{name}: not a readable zip archive ({e})") from None
     with zf:
         members = zf.infolist()
         if len(members) > MAX_MEMBERS:
-            raise InputError(f"{archive}: {len(members)} members, more than the {MAX_MEMBERS} allowed (zip bomb?)")
+            raise InputError(f"{name}: {len(members)} members, more than the {MAX_MEMBERS} allowed (zip bomb?)")
         unpacked = sum(m.file_size for m in members)
         if unpacked > MAX_UNPACKED_BYTES:
-            raise InputError(f"{archive}: unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} allowed (zip bomb?)")
+            raise InputError(f"{name}: unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} allowed (zip bomb?)")
         names: set[str] = set()
+        files = {m.filename for m in members if not m.is_dir()}
         for member in members:
             problem = _member_problem(member)
             if problem is None and member.filename.rstrip("/") in names:
                 problem = "appears twice"
+            parents = (str(p) for p in PurePosixPath(member.filename).parents)
+            clash = next((p for p in parents if p in files), None)
+            if problem is None and clash is not None:
+                # Extracting it needs `clash` to be a folder: an OSError mid-extraction otherwise.
+                problem = f"lies under {clash!r}, which is a file"
             if problem:
-                raise InputError(f"{archive}: refusing member {member.filename!r}: it {problem}")
+                raise InputError(f"{name}: refusing member {member.filename!r}: it {problem}")
             names.add(member.filename.rstrip("/"))
         for member in tqdm(members, desc="extracting", unit="file"):
             target = dest / member.filename
@@ -130,7 +140,7 @@ def extract(archive: Path, dest: Path) -> None:
                 with zf.open(member) as src, target.open("wb") as out:
                     shutil.copyfileobj(src, out, CHUNK)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as e:
-                raise InputError(f"{archive}: member {member.filename!r} is corrupt ({e})") from None
+                raise InputError(f"{name}: member {member.filename!r} is corrupt ({e})") from None
 
 
 def find_root(tree: Path, origin: str) -> Path:
@@ -168,12 +178,18 @@ def fetch(source: str, expected_sha256: str, out: Path) -> int:
                 raise InputError(f"{source}: SHA-256 is {digest}, but data.sha256 expects {expected_sha256}")
             if not expected_sha256:
                 print(f"SHA-256 of {source}: {digest} (set data.sha256 to pin it)")
-            extract(archive, staging / ".archive")
+            extract(archive, staging / ".archive", source)
             if is_url:
                 archive.unlink()
             root, move = find_root(staging / ".archive", source), True
-        table = read_ground_truth(root)
-        check_images(root, table["image"], image_lines(table))
+        try:
+            table = read_ground_truth(root)
+            check_images(root, table["image"], image_lines(table))
+        except InputError as e:
+            if not move:
+                raise
+            # Name files as they sit in the archive, not by the temporary folder they were unpacked to.
+            raise InputError(str(e).replace(str(staging / ".archive"), source)) from None
         _assemble(root, list(table["image"]), staging, move)
         shutil.rmtree(staging / ".archive", ignore_errors=True)
     print(f"{len(table)} images validated -> {out}")

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
+from ewmtcnn import InputError
 from ewmtcnn.dataset import EMOTIONS, HEADER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,3 +85,52 @@ def real_archive() -> Path:
     path = Path(value)
     assert path.exists(), f"EMOTION6={value} does not exist"
     return path
+
+
+def write_params(root: Path, **sections: dict) -> Path:
+    """`root/params.yaml`: the repository's params.yaml with `sections` merged over it, key by key."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for section, values in sections.items():
+        params.setdefault(section, {}).update(values)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_stage_script(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `stages/<name>.py` of this repository with the current interpreter, from `cwd`."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "stages" / f"{name}.py")],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def files_under(root: Path) -> set[str]:
+    """Every file below `root`, hidden ones included, as POSIX paths relative to it."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}
+
+
+def tree(root: Path) -> set[str]:
+    """Every file and folder under `root` as relative POSIX paths: what a failed run must not change."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def assert_refused(call: Callable[[], object], top: Path, *fragments: str) -> str:
+    """Run `call`, expecting one InputError whose message contains every fragment, and nothing
+    new, removed or left half-written anywhere under `top` (the test's tmp dir). Returns the message."""
+    before = tree(top)
+    with pytest.raises(InputError) as info:
+        call()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in error message:\n{message}"
+    assert tree(top) == before, f"the failed run changed {sorted(tree(top) ^ before)}"
+    return message
+
+
+@pytest.fixture
+def raw_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the download stage writes (`data/raw/Emotion6` under the tmp dir), with the
+    working directory moved into the tmp dir so that a stray relative write shows up there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data" / "raw" / "Emotion6"

@@ -1,0 +1,85 @@
+"""The training-time views of an image, as in the paper: RandomResizedCrop(224) + horizontal flip,
+then ImageNet normalisation.
+
+`views` works on a whole batch from the preprocessed uint8 store instead of running a
+per-image `torchvision.transforms` pipeline: measured on a 2-core CPU (benchmarks/loading.py),
+that pipeline spends more time in per-image sampling, float conversion and torch's resize
+kernel than OpenCV needs for the whole view. Crop boxes are drawn for the batch at once with
+the same distribution as `torchvision.transforms.RandomResizedCrop.get_params`; each crop is
+resized by OpenCV in uint8 and normalised while it is still in cache.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_SCALE = (0.08, 1.0)
+CROP_RATIO = (3 / 4, 4 / 3)
+CROP_TRIES = 10  # as torchvision: after 10 rejected draws, fall back to a centre crop
+
+
+def crop_boxes(n: int, height: int, width: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(n, 4) int boxes (top, left, h, w) distributed as torchvision's RandomResizedCrop."""
+    area = torch.rand(n, CROP_TRIES, generator=generator) * (CROP_SCALE[1] - CROP_SCALE[0]) + CROP_SCALE[0]
+    log_lo, log_hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    ratio = torch.exp(torch.rand(n, CROP_TRIES, generator=generator) * (log_hi - log_lo) + log_lo)
+    w = torch.round(torch.sqrt(area * height * width * ratio))
+    h = torch.round(torch.sqrt(area * height * width / ratio))
+    ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = ok.int().argmax(dim=1)  # the first accepted try
+    rows = torch.arange(n)
+    h, w, found = h[rows, first], w[rows, first], ok.any(dim=1)
+    # Centre-crop fallback, clamped to the allowed aspect ratios.
+    in_ratio = width / height
+    fw, fh = (width, height)
+    if in_ratio < CROP_RATIO[0]:
+        fh = round(width / CROP_RATIO[0])
+    elif in_ratio > CROP_RATIO[1]:
+        fw = round(height * CROP_RATIO[1])
+    h = torch.where(found, h, torch.tensor(float(fh)))
+    w = torch.where(found, w, torch.tensor(float(fw)))
+    u = torch.rand(n, 2, generator=generator)
+    top = torch.where(found, torch.floor(u[:, 0] * (height - h + 1)), torch.floor((height - h) / 2 + 0.5))
+    left = torch.where(found, torch.floor(u[:, 1] * (width - w + 1)), torch.floor((width - w) / 2 + 0.5))
+    return torch.stack([top, left, h, w], dim=1).long()
+
+
+def render(images: np.ndarray, boxes: list[list[int]], flips: list[bool], size: int = 224) -> torch.Tensor:
+    """Crop `boxes` (top, left, h, w) out of uint8 (B, 3, H, W) `images`, resize each crop to
+    size x size, mirror where `flips` says, normalise: float32 (B, 3, size, size).
+
+    Bilinear, which already weighs every source pixel when shrinking by up to 2x (at the
+    default 256 px store a crop shrinks by at most 256/224); area averaging, OpenCV's
+    antialiased but 4x slower shrink, beyond that.
+    """
+    mean = np.asarray(IMAGENET_MEAN, np.float32)
+    std = np.asarray(IMAGENET_STD, np.float32)
+    scale, shift = 1 / (255 * std), mean / std
+    out = np.empty((len(images), 3, size, size), dtype=np.float32)
+    plane = np.empty((size, size), dtype=np.uint8)
+    for i, (top, left, h, w) in enumerate(boxes):
+        method = cv2.INTER_AREA if max(h, w) > 2 * size else cv2.INTER_LINEAR
+        for c in range(3):
+            cv2.resize(images[i, c, top : top + h, left : left + w], (size, size), dst=plane, interpolation=method)
+            if flips[i]:
+                cv2.flip(plane, 1, dst=plane)
+            np.multiply(plane, scale[c], out=out[i, c], casting="unsafe")
+            out[i, c] -= shift[c]
+    return torch.from_numpy(out)
+
+
+def views(images: np.ndarray, size: int = 224, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One random resized crop and coin-flip mirror per image of uint8 (B, 3, H, W) `images`:
+    float32 (B, 3, size, size), ImageNet-normalised. Randomness comes from `generator`
+    (torch's global one when None), so a seeded run draws the same views.
+    """
+    images = np.asarray(images)
+    n, _, height, width = images.shape
+    boxes = crop_boxes(n, height, width, generator).tolist()
+    flips = (torch.rand(n, generator=generator) < 0.5).tolist()
+    return render(images, boxes, flips, size)

@@ -1,0 +1,86 @@
+"""The data stages on the real Emotion6 archive (run when $EMOTION6 names it; CI does).
+
+Expected figures come from the dataset's own description (its readme and the project's
+shared/emotion6/README.md), not from this code.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dvcrepo import Repo, make_repo, ran
+from ewmtcnn import layout
+from ewmtcnn.dataset import EMOTIONS
+
+GROUND_TRUTH_SHA256 = "33bdec8194d32447832420ea7f979c8f6a46a83c1c10eccd360ce9950e0e9c2e"
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def real(real_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """`dvc repro` of the data stages with data.source = the real archive."""
+    repo = make_repo(tmp_path_factory.mktemp("real"), data__source=str(real_archive), data__sha256="",
+                     data__label="dominant", preprocess__size=SIZE, split__folds=5, split__seed=0)
+    first = repo.dvc("repro", "split")
+    assert ran(first.stdout) == {"download", "preprocess", "split"}
+    return repo
+
+
+def test_all_rows_validate_and_the_table_is_the_original(real: Repo) -> None:
+    raw = real.root / layout.RAW
+    assert hashlib.sha256((raw / "ground_truth.txt").read_bytes()).hexdigest() == GROUND_TRUTH_SHA256
+    images = sorted(p.relative_to(raw / "images").as_posix() for p in (raw / "images").rglob("*.jpg"))
+    assert len(images) == 1980
+    assert all(sum(1 for i in images if i.startswith(f"{e}/")) == 330 for e in EMOTIONS)
+
+
+def test_labels_match_the_published_facts(real: Repo) -> None:
+    labels = pd.read_csv(real.root / layout.LABELS)
+    assert len(labels) == 1980
+    assert (labels["valence"].min(), labels["valence"].max()) == (1.0, 8.6)
+    assert (labels["arousal"].min(), labels["arousal"].max()) == (1.9, 7.9)
+    probs = labels[list(EMOTIONS)].to_numpy()
+    seven = labels[[*EMOTIONS, "neutral"]].to_numpy()
+    assert np.abs(seven.sum(axis=1) - 1).max() < 2e-6
+    is_max = probs == probs.max(axis=1, keepdims=True)
+    assert (is_max.sum(axis=1) > 1).sum() == 89  # rows tying for the maximum among the six
+    assert (seven.argmax(axis=1) == 6).sum() == 325  # neutral the largest of all seven
+    plain_argmax = np.asarray(EMOTIONS)[probs.argmax(axis=1)]
+    assert round((plain_argmax == labels["folder"]).mean(), 3) == 0.573
+    # Our tie rule only ever moves a tie onto the folder emotion, so agreement can only rise.
+    assert (labels["dominant"] == labels["folder"]).sum() >= (plain_argmax == labels["folder"]).sum()
+    assert is_max[np.arange(1980), [EMOTIONS.index(d) for d in labels["dominant"]]].all()
+
+
+def test_store_is_one_uint8_array_in_label_order(real: Repo) -> None:
+    store = np.load(real.root / layout.IMAGES, mmap_mode="r")
+    assert store.shape == (1980, 3, SIZE, SIZE) and store.dtype == np.uint8
+    assert 0 < store[::97].std()  # real pictures, not zeros
+
+
+def test_five_stratified_folds_of_396(real: Repo) -> None:
+    folds = pd.read_csv(real.root / layout.FOLDS)
+    labels = pd.read_csv(real.root / layout.LABELS)
+    assert list(folds["image"]) == list(labels["image"])
+    assert sorted(folds["fold"].value_counts()) == [396] * 5
+    per_class = pd.crosstab(labels["dominant"], folds["fold"])
+    assert (per_class.max(axis=1) - per_class.min(axis=1) <= 1).all()
+
+
+def test_second_repro_reruns_nothing(real: Repo) -> None:
+    again = real.dvc("repro", "split")
+    assert ran(again.stdout) == set()
+    assert "Data and pipelines are up to date" in again.stdout
+
+
+def test_folder_label_puts_66_of_each_folder_in_every_fold(real: Repo) -> None:
+    real.set_params(data__label="folder")
+    rerun = real.dvc("repro", "split")
+    assert ran(rerun.stdout) == {"split"}
+    folds = pd.read_csv(real.root / layout.FOLDS)
+    folder = folds["image"].str.split("/").str[0]
+    assert (pd.crosstab(folder, folds["fold"]) == 66).all().all()
