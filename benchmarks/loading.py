@@ -16,7 +16,6 @@ Run after `dvc repro preprocess`:  python benchmarks/loading.py [--batches N]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 
@@ -26,7 +25,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ewmtcnn import InputError, augment, dataset, layout
+from ewmtcnn import augment, dataset, layout, params
 from ewmtcnn.images import open_store
 
 
@@ -83,7 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    params.run_cli(main)

@@ -1,5 +1,5 @@
-"""The training-time views of an image, as in the paper: RandomResizedCrop(224) + horizontal flip,
-then ImageNet normalisation.
+"""The views of an image that a network sees: for training, as in the paper, RandomResizedCrop(224)
++ horizontal flip; for evaluation the centre crop; both normalised as the backbone expects.
 
 `views` works on a whole batch from the preprocessed uint8 store instead of running a
 per-image `torchvision.transforms` pipeline: measured on a 2-core CPU (benchmarks/loading.py),
@@ -16,6 +16,9 @@ import cv2
 import numpy as np
 import torch
 
+from ewmtcnn import InputError
+
+Stats = tuple[float, float, float]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_SCALE = (0.08, 1.0)
@@ -49,17 +52,18 @@ def crop_boxes(n: int, height: int, width: int, generator: torch.Generator | Non
     return torch.stack([top, left, h, w], dim=1).long()
 
 
-def render(images: np.ndarray, boxes: list[list[int]], flips: list[bool], size: int = 224) -> torch.Tensor:
+def render(images: np.ndarray, boxes: list[list[int]], flips: list[bool], size: int = 224,
+           mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
     """Crop `boxes` (top, left, h, w) out of uint8 (B, 3, H, W) `images`, resize each crop to
-    size x size, mirror where `flips` says, normalise: float32 (B, 3, size, size).
+    size x size, mirror where `flips` says, normalise with `mean`, `std` (on the 0..1 scale):
+    float32 (B, 3, size, size).
 
     Bilinear, which already weighs every source pixel when shrinking by up to 2x (at the
     default 256 px store a crop shrinks by at most 256/224); area averaging, OpenCV's
     antialiased but 4x slower shrink, beyond that.
     """
-    mean = np.asarray(IMAGENET_MEAN, np.float32)
-    std = np.asarray(IMAGENET_STD, np.float32)
-    scale, shift = 1 / (255 * std), mean / std
+    scale = 1 / (255 * np.asarray(std, np.float32))
+    shift = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
     out = np.empty((len(images), 3, size, size), dtype=np.float32)
     plane = np.empty((size, size), dtype=np.uint8)
     for i, (top, left, h, w) in enumerate(boxes):
@@ -73,13 +77,24 @@ def render(images: np.ndarray, boxes: list[list[int]], flips: list[bool], size: 
     return torch.from_numpy(out)
 
 
-def views(images: np.ndarray, size: int = 224, generator: torch.Generator | None = None) -> torch.Tensor:
+def views(images: np.ndarray, size: int = 224, generator: torch.Generator | None = None,
+          mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
     """One random resized crop and coin-flip mirror per image of uint8 (B, 3, H, W) `images`:
-    float32 (B, 3, size, size), ImageNet-normalised. Randomness comes from `generator`
-    (torch's global one when None), so a seeded run draws the same views.
+    float32 (B, 3, size, size), normalised. Randomness comes from `generator` (torch's global
+    one when None), so a seeded run draws the same views.
     """
     images = np.asarray(images)
     n, _, height, width = images.shape
     boxes = crop_boxes(n, height, width, generator).tolist()
     flips = (torch.rand(n, generator=generator) < 0.5).tolist()
-    return render(images, boxes, flips, size)
+    return render(images, boxes, flips, size, mean, std)
+
+
+def centre(images: np.ndarray, size: int = 224, mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
+    """The evaluation view: the centre size x size crop, normalised (no resize, no flip)."""
+    images = np.asarray(images)
+    n, _, height, width = images.shape
+    if height < size or width < size:
+        raise InputError(f"images of {height}x{width} px are smaller than the {size} px crop; raise preprocess.size")
+    top, left = (height - size) // 2, (width - size) // 2
+    return render(images, [[top, left, size, size]] * n, [False] * n, size, mean, std)

@@ -9,3 +9,16 @@ RAW = Path("data/raw/Emotion6")
 IMAGES = Path("data/prepared/images.npy")
 LABELS = Path("data/prepared/labels.csv")
 FOLDS = Path("data/folds.csv")
+FEATURES = Path("data/features.npy")
+TRAINED = Path("data/train")
+PREDICTIONS = Path("metrics/predictions.csv")
+METRICS = Path("metrics/metrics.json")
+FOLD_METRICS = Path("metrics/folds.json")
+LEARNING_CURVE = Path("plots/learning_curve.csv")
+CONFUSION = Path("plots/confusion.csv")
+PRIOR_PLOT = Path("plots/prior.png")
+
+
+def fold_dir(fold: int) -> Path:
+    """Where the train stage keeps one fold's weights, history and predictions."""
+    return TRAINED / f"fold-{fold}"

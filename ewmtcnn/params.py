@@ -55,9 +55,14 @@ def _names(kind: type | tuple[type, ...]) -> str:
 
 
 def run_stage(main: Callable[[dict[str, Any]], None]) -> None:
-    """Run a stage on `params.yaml`: bad input exits 1 with one message, Ctrl-C exits 130."""
+    """Run a stage on `params.yaml`, as `run_cli` does."""
+    run_cli(lambda: main(load()))
+
+
+def run_cli(main: Callable[[], None]) -> None:
+    """Run a command: bad input exits 1 with one message and no traceback, Ctrl-C exits 130."""
     try:
-        main(load())
+        main()
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

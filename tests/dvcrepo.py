@@ -13,7 +13,8 @@ from conftest import REPO
 
 BIN = Path(sys.executable).parent
 DVC = BIN / "dvc"
-STAGES = ("download", "preprocess", "split")
+STAGES = ("download", "preprocess", "split", "features", "train", "evaluate")
+DATA_STAGES = STAGES[:3]
 
 
 class Repo:

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from ewmtcnn import augment
+from ewmtcnn import InputError, augment
 
 MEAN = torch.tensor(augment.IMAGENET_MEAN).view(3, 1, 1)
 STD = torch.tensor(augment.IMAGENET_STD).view(3, 1, 1)
@@ -95,3 +95,14 @@ def test_views_are_reproducible_with_a_seeded_generator(images):
     a = augment.views(images, 48, torch.Generator().manual_seed(3))
     b = augment.views(images, 48, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_centre_view_is_the_middle_crop_normalised(images):
+    out = augment.centre(images, size=64, mean=(0.5,) * 3, std=(0.5,) * 3)
+    middle = torch.from_numpy(images[:, :, 16:80, 16:80]).float()
+    assert torch.allclose(out, (middle / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_centre_view_needs_images_at_least_the_crop():
+    with pytest.raises(InputError, match="raise preprocess.size"):
+        augment.centre(np.zeros((1, 3, 100, 100), np.uint8), size=224)

@@ -1,4 +1,5 @@
-"""The DVC pipeline end to end, on synthetic data, in a throwaway git + DVC repository."""
+"""The data stages of the DVC pipeline (`dvc repro split`), on synthetic data, in a throwaway
+git + DVC repository."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, files_under, table_rows, write_emotion6, zip_folder
-from dvcrepo import STAGES, Repo, make_repo, ran, skipped
+from dvcrepo import DATA_STAGES, Repo, make_repo, ran, skipped
 from ewmtcnn import layout
 from ewmtcnn.images import square
 
@@ -26,14 +27,14 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     source = write_emotion6(tmp / "src" / "Emotion6", per_emotion=PER_EMOTION, seed=3)
     archive = zip_folder(source, tmp / "Emotion6.zip")
     repo = make_repo(tmp, **PARAMS, data__source=str(archive))
-    first = repo.dvc("repro")
+    first = repo.dvc("repro", "split")
     repo.first_output = first.stdout + first.stderr  # type: ignore[attr-defined]
     return repo
 
 
 def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: Repo) -> None:
     root = pipeline.root
-    assert ran(pipeline.first_output) == set(STAGES)  # type: ignore[attr-defined]
+    assert ran(pipeline.first_output) == set(DATA_STAGES)  # type: ignore[attr-defined]
     for path in OUTPUTS:
         assert (root / path).is_file(), path
     # download: the table and 60 images, unpacked from the archive's Emotion6/ folder.
@@ -58,17 +59,17 @@ def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: Repo) -> None:
     assert counts.shape == (6, 5) and (counts == 2).all().all()
     # DVC recorded every stage, and git is told to ignore the outputs.
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert set(lock["stages"]) == set(STAGES)
+    assert set(lock["stages"]) == set(DATA_STAGES)
     assert "/Emotion6" in (root / "data/raw/.gitignore").read_text().split()
 
 
 def test_second_repro_does_nothing(pipeline: Repo) -> None:
     before = {path: pipeline.stamp(path) for path in OUTPUTS}
     lock = (pipeline.root / "dvc.lock").read_bytes()
-    result = pipeline.dvc("repro")
+    result = pipeline.dvc("repro", "split")
     output = result.stdout + result.stderr
     assert ran(output) == set()
-    assert skipped(output) == set(STAGES)
+    assert skipped(output) == set(DATA_STAGES)
     assert "Data and pipelines are up to date" in output
     assert {path: pipeline.stamp(path) for path in OUTPUTS} == before
     assert (pipeline.root / "dvc.lock").read_bytes() == lock
@@ -79,7 +80,7 @@ def test_changing_the_seed_reruns_only_split(pipeline: Repo) -> None:
     before = {path: pipeline.stamp(path) for path in untouched}
     old_folds = (pipeline.root / layout.FOLDS).read_bytes()
     pipeline.set_params(split__seed=1)
-    result = pipeline.dvc("repro")
+    result = pipeline.dvc("repro", "split")
     output = result.stdout + result.stderr
     assert ran(output) == {"split"}
     assert skipped(output) == {"download", "preprocess"}
@@ -124,10 +125,18 @@ def test_layout_paths_are_the_declared_outs() -> None:
         "download": [layout.RAW.as_posix()],
         "preprocess": [layout.IMAGES.as_posix(), layout.LABELS.as_posix()],
         "split": [layout.FOLDS.as_posix()],
+        "features": [layout.FEATURES.as_posix()],
+        "train": [layout.TRAINED.as_posix()],
+        "evaluate": [p.as_posix() for p in (layout.PREDICTIONS, layout.FOLD_METRICS, layout.LEARNING_CURVE,
+                                            layout.CONFUSION, layout.PRIOR_PLOT)],
     }
+    assert [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]] == [layout.METRICS.as_posix()]
     # Each stage reads what the one before it writes.
     deps = {name: stage.get("deps", []) for name, stage in pipeline["stages"].items()}
     assert layout.RAW.as_posix() in deps["preprocess"]
     assert layout.LABELS.as_posix() in deps["split"]
+    assert layout.IMAGES.as_posix() in deps["features"]
+    assert {layout.FEATURES.as_posix(), layout.FOLDS.as_posix(), layout.LABELS.as_posix()} <= set(deps["train"])
+    assert layout.TRAINED.as_posix() in deps["evaluate"]
     # Stages read parameters from DVC's default params file.
     assert layout.PARAMS == Path("params.yaml")

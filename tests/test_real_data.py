@@ -1,4 +1,4 @@
-"""The data stages on the real Emotion6 archive (run when $EMOTION6 names it; CI does).
+"""The pipeline on the real Emotion6 archive (run when $EMOTION6 names it; CI does).
 
 Expected figures come from the dataset's own description (its readme and the project's
 shared/emotion6/README.md), not from this code.
@@ -6,11 +6,13 @@ shared/emotion6/README.md), not from this code.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import rel_entr
 
 from dvcrepo import Repo, make_repo, ran
 from ewmtcnn import layout
@@ -84,3 +86,25 @@ def test_folder_label_puts_66_of_each_folder_in_every_fold(real: Repo) -> None:
     folds = pd.read_csv(real.root / layout.FOLDS)
     folder = folds["image"].str.split("/").str[0]
     assert (pd.crosstab(folder, folds["fold"]) == 66).all().all()
+
+
+def test_default_pipeline_end_to_end(real: Repo) -> None:
+    """The default variant (frozen EfficientNet-Lite0 features, wheel prior) from the real archive
+    to metrics, predictions and plots; every test figure follows from the predictions."""
+    real.set_params(data__label="dominant")
+    result = real.dvc("repro")
+    assert {"features", "train", "evaluate"} <= ran(result.stdout)
+    summary = json.loads((real.root / layout.METRICS).read_text())
+    predictions = pd.read_csv(real.root / layout.PREDICTIONS)
+    assert len(predictions) == 1980 and sorted(predictions["fold"].value_counts()) == [396] * 5
+    true = predictions[[f"true_{e}" for e in EMOTIONS]].to_numpy()
+    pred = predictions[[f"pred_{e}" for e in EMOTIONS]].to_numpy()
+    kl = pd.Series(rel_entr(true, pred).sum(axis=1)).groupby(predictions["fold"]).mean()
+    acc = pd.Series(np.asarray(EMOTIONS)[pred.argmax(axis=1)] == predictions["label"]).groupby(predictions["fold"]).mean()
+    assert summary["test"]["kl"]["mean"] == pytest.approx(kl.mean(), rel=1e-9)
+    assert summary["test"]["acc"]["mean"] == pytest.approx(acc.mean(), rel=1e-12)
+    assert summary["test"]["acc"]["std"] == pytest.approx(acc.std(ddof=1), rel=1e-9)
+    # far better than chance (1/6) and than predicting the mean distribution would allow
+    assert summary["test"]["acc"]["mean"] > 0.4
+    for plot in (layout.LEARNING_CURVE, layout.CONFUSION, layout.PRIOR_PLOT):
+        assert (real.root / plot).stat().st_size > 0

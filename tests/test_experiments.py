@@ -1,0 +1,103 @@
+"""The whole pipeline on synthetic data with a random-init backbone, as users drive it:
+`dvc repro`, `dvc exp run -S prior.init=eye`, `dvc metrics diff`, a forced rerun, one fold alone."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import distance
+from scipy.special import rel_entr
+
+from conftest import write_emotion6, zip_folder
+from dvcrepo import STAGES, Repo, make_repo, ran
+from ewmtcnn import layout
+
+PARAMS = dict(data__sha256="", data__label="dominant", data__neutral="drop", preprocess__size=224,
+              split__folds=3, split__seed=0, model__pretrained=False, train__epochs=3, train__batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    tmp = tmp_path_factory.mktemp("experiments")
+    archive = zip_folder(write_emotion6(tmp / "src" / "Emotion6", per_emotion=6, seed=5), tmp / "Emotion6.zip")
+    repo = make_repo(tmp, **PARAMS, data__source=str(archive))
+    first = repo.dvc("repro")
+    assert ran(first.stdout) == set(STAGES)
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-q", "-m", "baseline")
+    return repo
+
+
+def test_repro_writes_metrics_predictions_and_plots(pipeline: Repo) -> None:
+    root = pipeline.root
+    summary = json.loads((root / layout.METRICS).read_text())
+    measures = {"acc", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"}
+    for part in ("test", "train"):
+        assert set(summary[part]) == measures
+        assert all(set(v) == {"mean", "std"} for v in summary[part].values())
+    predictions = pd.read_csv(root / layout.PREDICTIONS)
+    emotions = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+    assert list(predictions.columns) == ["image", "fold", "label", *(f"true_{e}" for e in emotions),
+                                         *(f"pred_{e}" for e in emotions)]
+    assert len(predictions) == 36 and predictions["image"].is_unique
+    assert np.allclose(predictions[[f"pred_{e}" for e in emotions]].sum(axis=1), 1)
+    curve = pd.read_csv(root / layout.LEARNING_CURVE)
+    assert list(curve["epoch"]) == [1, 2, 3]
+    assert set(pd.read_csv(root / layout.CONFUSION)["predicted"]) <= set(emotions)
+    assert (root / layout.PRIOR_PLOT).read_bytes().startswith(b"\x89PNG")
+    for fold in range(3):
+        assert (root / layout.fold_dir(fold) / "model.pt").is_file()
+
+
+def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> None:
+    """Every test figure in metrics.json follows from predictions.csv, by an independent route."""
+    predictions = pd.read_csv(pipeline.root / layout.PREDICTIONS)
+    summary = json.loads((pipeline.root / layout.METRICS).read_text())
+    true = [c for c in predictions.columns if c.startswith("true_")]
+    pred = [c for c in predictions.columns if c.startswith("pred_")]
+    per_fold: dict[str, list[float]] = {m: [] for m in ("acc", "kl", "chebyshev", "canberra", "cosine")}
+    for _, fold in predictions.groupby("fold"):
+        p, q = fold[true].to_numpy(), fold[pred].to_numpy()
+        argmax = np.asarray([c.removeprefix("pred_") for c in pred])[q.argmax(axis=1)]
+        per_fold["acc"].append(float(np.mean(argmax == fold["label"].to_numpy())))
+        per_fold["kl"].append(float(rel_entr(p, q).sum(axis=1).mean()))
+        per_fold["chebyshev"].append(float(np.mean([distance.chebyshev(a, b) for a, b in zip(p, q)])))
+        per_fold["canberra"].append(float(np.mean([distance.canberra(a, b) for a, b in zip(p, q)])))
+        per_fold["cosine"].append(float(np.mean([1 - distance.cosine(a, b) for a, b in zip(p, q)])))
+    for measure, values in per_fold.items():
+        assert summary["test"][measure]["mean"] == pytest.approx(np.mean(values), rel=1e-9)
+        assert summary["test"][measure]["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9, abs=1e-12)
+
+
+def test_forced_rerun_gives_identical_metrics(pipeline: Repo) -> None:
+    before = (pipeline.root / layout.METRICS).read_bytes()
+    predictions = (pipeline.root / layout.PREDICTIONS).read_bytes()
+    rerun = pipeline.dvc("repro", "--force", "--single-item", "train")
+    assert ran(rerun.stdout) == {"train"}
+    pipeline.dvc("repro", "--force", "--single-item", "evaluate")
+    assert (pipeline.root / layout.METRICS).read_bytes() == before
+    assert (pipeline.root / layout.PREDICTIONS).read_bytes() == predictions
+
+
+def test_one_fold_alone_equals_the_same_fold_within_all_folds(pipeline: Repo) -> None:
+    fold = pipeline.root / layout.fold_dir(1)
+    within = {name: (fold / name).read_bytes() for name in ("test.csv", "train.csv", "history.csv")}
+    pipeline.run(sys.executable, "stages/train.py", "--fold", "1")
+    assert {name: (fold / name).read_bytes() for name in within} == within
+
+
+def test_eye_experiment_reruns_only_training_and_evaluation(pipeline: Repo) -> None:
+    baseline = json.loads((pipeline.root / layout.METRICS).read_text())
+    features = pipeline.stamp(layout.FEATURES)
+    result = pipeline.dvc("exp", "run", "-S", "prior.init=eye")
+    assert ran(result.stdout) == {"train", "evaluate"}
+    assert pipeline.stamp(layout.FEATURES) == features
+    assert json.loads((pipeline.root / layout.METRICS).read_text()) != baseline
+    diff = pipeline.dvc("metrics", "diff", "--json")
+    changed = json.loads(diff.stdout)[str(layout.METRICS)]
+    assert "test.kl.mean" in changed and changed["test.kl.mean"]["old"] == baseline["test"]["kl"]["mean"]
+    shown = pipeline.dvc("exp", "show", "--json")
+    assert '"init": "eye"' in shown.stdout and '"init": "original"' in shown.stdout  # the experiment and its baseline
