@@ -89,3 +89,24 @@ def test_same_seed_same_fold_result(problem):
         model = EmotionNet(16, 6, "seed", wheel.wheel_prior(), False, None)
         runs.append(train_fold(model, CachedFeatures(features), targets, classes, train_idx, test_idx, SETTINGS))
     assert runs[0].history.equals(runs[1].history) and np.array_equal(runs[0].test, runs[1].test)
+
+
+def test_fine_tuning_trains_the_backbone_on_image_views():
+    """train.finetune: the whole network learns from random views of the uint8 store."""
+    from ewmtcnn.models import build_backbone, normalisation
+    from ewmtcnn.training import ImageViews
+
+    rng = np.random.default_rng(0)
+    store = rng.integers(0, 256, (10, 3, 232, 232), dtype=np.uint8)
+    classes = np.arange(10) % 6
+    targets = np.eye(6)[classes] * 0.9 + 0.1 / 6
+    torch.manual_seed(0)
+    backbone, dim = build_backbone("efficientnet_lite0", pretrained=False)
+    model = EmotionNet(dim, 6, "direct", wheel.wheel_prior(), True, backbone)
+    before = model.backbone._conv_stem.weight.detach().clone()
+    settings = Settings(epochs=1, batch_size=4, lr_backbone=0.01, lr_head=0.01, momentum=0.9, weight_decay=0, lam=0.7, seed=0)
+    result = train_fold(model, ImageViews(store, *normalisation("efficientnet_lite0")), targets, classes,
+                        np.arange(8), np.arange(8, 10), settings)
+    assert len(result.history) == 1 and np.isfinite(result.history.to_numpy()).all()
+    assert result.test.shape == (2, 6) and result.train.shape == (8, 6)
+    assert not torch.equal(model.backbone._conv_stem.weight.detach().cpu(), before)
