@@ -32,7 +32,7 @@ class TrainedFold:
 def read_fold(directory: Path) -> TrainedFold:
     if not (directory / "test.csv").is_file():
         fold = directory.name.removeprefix("fold-")
-        raise InputError(f"{directory}: fold not trained; run `python stages/train.py --fold {fold}` or `dvc repro train`")
+        raise InputError(f"{directory}: fold not trained; run `python -m stages.train --fold {fold}` or `dvc repro train`")
     state = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)
     final = state["model"].get("prior.weight")
     return TrainedFold(pd.read_csv(directory / "history.csv"), pd.read_csv(directory / "test.csv"),

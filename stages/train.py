@@ -1,6 +1,6 @@
 """Stage `train`: the variant that params.yaml selects, trained and evaluated on every fold.
 
-`python stages/train.py --fold K` trains fold K alone (into data/train/fold-K), so that folds
+`python -m stages.train --fold K` trains fold K alone (into data/train/fold-K), so that folds
 can be spread over machines; the result is the same as within the all-folds run.
 """
 import argparse

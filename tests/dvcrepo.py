@@ -24,9 +24,9 @@ class Repo:
         self.root = root
         self.env = {
             **os.environ,
-            # Stage commands call `python`: make it this venv's, running the copied package.
+            # Stage commands call `python -m stages.<name>`: this venv's python, which then
+            # imports the copied package from the repository root, not the installed one.
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(root),
             # Keep DVC and git off the network and out of this machine's own config and caches.
             "DVC_NO_ANALYTICS": "1",
             "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),

@@ -85,7 +85,7 @@ def test_forced_rerun_gives_identical_metrics(pipeline: Repo) -> None:
 def test_one_fold_alone_equals_the_same_fold_within_all_folds(pipeline: Repo) -> None:
     fold = pipeline.root / layout.fold_dir(1)
     within = {name: (fold / name).read_bytes() for name in ("test.csv", "train.csv", "history.csv")}
-    pipeline.run(sys.executable, "stages/train.py", "--fold", "1")
+    pipeline.run(sys.executable, "-m", "stages.train", "--fold", "1")
     assert {name: (fold / name).read_bytes() for name in within} == within
 
 
