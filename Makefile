@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export EMOTION6
 
-.PHONY: install repro test bench
+.PHONY: install repro test bench table
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,14 @@ endif
 
 test: install
 	$(BIN)/pytest
+
+# The reimplementation's 13 variants as DVC experiments (JOBS in parallel), then the README
+# table and plots/variants.png from `dvc exp show`. Commit nothing in between: `dvc exp show`
+# lists the experiments of the current commit only.
+JOBS ?= 1
+table: install
+	$(BIN)/python -m ewmtcnn.grid $(if $(EMOTION6),--source '$(abspath $(EMOTION6))') --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.table
 
 bench: install
 	$(BIN)/python benchmarks/loading.py

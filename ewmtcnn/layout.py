@@ -17,6 +17,7 @@ FOLD_METRICS = Path("metrics/folds.json")
 LEARNING_CURVE = Path("plots/learning_curve.csv")
 CONFUSION = Path("plots/confusion.csv")
 PRIOR_PLOT = Path("plots/prior.png")
+FINAL = Path("data/final/model.pt")
 
 
 def fold_dir(fold: int) -> Path:

@@ -34,6 +34,7 @@ INPUT = 224
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
 SEED_DROPOUT = 0.5
 SHOWN_KEYS = 3
+RANDOM_INIT_SEED = 0  # a random-init backbone (model.pretrained: false) is still reproducible
 
 
 
@@ -146,6 +147,14 @@ def build_backbone(name: str, pretrained: bool, weights: str | Path | None = Non
     if name == "efficientnet_lite0":
         return _efficientnet_lite0(pretrained, weights)
     return _torchvision(name, pretrained, weights)
+
+
+def feature_backbone(name: str, pretrained: bool, weights: str | Path | None = None) -> tuple[nn.Module, int]:
+    """The backbone whose features the head learns from (the features stage's, and prediction's):
+    `build_backbone` with a random init (model.pretrained: false) drawn from RANDOM_INIT_SEED,
+    so that prediction rebuilds the very backbone the cached features came from."""
+    torch.manual_seed(RANDOM_INIT_SEED)
+    return build_backbone(name, pretrained, weights)
 
 
 class EmotionNet(nn.Module):

@@ -8,10 +8,11 @@ paper's protocol; on CUDA with bf16 autocast and channels_last when a GPU is pre
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import pickle
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ewmtcnn import InputError, augment, metrics
+from ewmtcnn import InputError, augment, dataset, images, layout, metrics, models, params, wheel
 from ewmtcnn.atomic import written
 from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
 from ewmtcnn.models import EmotionNet
@@ -101,6 +102,88 @@ class ImageViews:
         return augment.centre(self.store[indices], mean=self.mean, std=self.std)
 
 
+# --- what params.yaml selects: shared by the per-fold train stage and the final model -----------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The variant to train: class label, outputs, prior, network and optimisation."""
+
+    label: str
+    neutral: str
+    init: str
+    freeze: bool
+    sigma: float
+    backbone: str
+    pretrained: bool
+    weights: str | None
+    head: str
+    finetune: bool
+    run: Settings
+
+
+def variant(p: Mapping[str, Any]) -> Variant:
+    """The variant that the params select, every value checked."""
+    number = (int, float)
+    return Variant(
+        label=params.choice(p, "data.label", dataset.LABELS),
+        neutral=params.choice(p, "data.neutral", NEUTRAL_CHOICES),
+        init=params.choice(p, "prior.init", wheel.INITS),
+        freeze=params.get(p, "prior.freeze", bool),
+        sigma=params.get(p, "prior.sigma", number),
+        backbone=params.choice(p, "model.backbone", models.BACKBONES),
+        pretrained=params.get(p, "model.pretrained", bool),
+        weights=params.get(p, "model.weights", str) or None,
+        head=params.choice(p, "model.head", models.HEADS),
+        finetune=params.get(p, "train.finetune", bool),
+        run=Settings(
+            epochs=params.get(p, "train.epochs", int), batch_size=params.get(p, "train.batch_size", int),
+            lr_backbone=params.get(p, "train.lr_backbone", number), lr_head=params.get(p, "train.lr_head", number),
+            momentum=params.get(p, "train.momentum", number), weight_decay=params.get(p, "train.weight_decay", number),
+            lam=params.get(p, "train.lambda", number), seed=params.get(p, "train.seed", int)))
+
+
+@dataclass
+class Data:
+    """What training reads, one row per image of the labels table, in its order."""
+
+    labels: pd.DataFrame
+    emotions: tuple[str, ...]  # the outputs, in order
+    targets: np.ndarray  # (N, outputs) distributions
+    classes: np.ndarray  # (N,) index of each image's class label in EMOTIONS
+    inputs: Inputs  # cached features, or views of the image store when fine-tuning
+
+
+def load_data(v: Variant) -> Data:
+    """The labels, targets and inputs of every image, from the preprocess and features stages' outputs."""
+    labels = dataset.read_labels(layout.LABELS)
+    inputs: Inputs
+    if v.finetune:
+        inputs = ImageViews(images.open_store(layout.IMAGES), *models.normalisation(v.backbone))
+    else:
+        inputs = CachedFeatures(np.load(layout.FEATURES, mmap_mode="r"))
+        if len(inputs.features) != len(labels):
+            raise InputError(f"{layout.FEATURES} has {len(inputs.features)} rows for {len(labels)} images; rerun `dvc repro features`")
+    return Data(labels, outputs(v.neutral), distributions(labels, v.neutral),
+                labels[v.label].map(EMOTIONS.index).to_numpy(), inputs)
+
+
+def network(v: Variant, data: Data, train_idx: np.ndarray, fold: int) -> tuple[EmotionNet, np.ndarray | None]:
+    """The untrained network for training on `train_idx`, and its initial prior.
+
+    corr priors come from `train_idx`'s labels only, so held-out labels never leak in. The
+    initialisation is seeded by `fold`, so a fold trains the same alone or within the loop.
+    """
+    prior = wheel.prior_matrix(v.init, sigma=v.sigma, probabilities=data.labels.loc[train_idx, list(EMOTIONS)].to_numpy(),
+                               neutral=v.neutral == "keep", seed=v.run.seed)
+    torch.manual_seed(v.run.seed * 1000 + fold)
+    if isinstance(data.inputs, CachedFeatures):
+        backbone, dim = None, data.inputs.features.shape[1]
+    else:
+        backbone, dim = models.build_backbone(v.backbone, v.pretrained, v.weights)
+    return EmotionNet(dim, len(data.emotions), v.head, prior, v.freeze, backbone), prior
+
+
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -154,13 +237,15 @@ class FoldResult:
     train: np.ndarray  # predicted distributions of the training images, in place
 
 
-def train_fold(model: EmotionNet, inputs: Inputs, targets: np.ndarray, classes: np.ndarray,
-               train_idx: np.ndarray, test_idx: np.ndarray, settings: Settings, desc: str = "training") -> FoldResult:
-    """Train `model` on `train_idx` and evaluate it on `test_idx` after every epoch.
+def fit(model: EmotionNet, inputs: Inputs, targets: np.ndarray, classes: np.ndarray, train_idx: np.ndarray,
+        settings: Settings, desc: str = "training") -> Iterator[dict[str, float]]:
+    """Train `model` on `train_idx`, yielding after every epoch its figures: epoch, train_loss,
+    train_acc, train_kl, averaged over the epoch's batches as the model saw them (augmented
+    views when fine-tuning).
 
-    History: train_* are averaged over the epoch's training batches, as the model saw them
-    (augmented views when fine-tuning); test_* are measured on the test fold after the epoch.
-    Randomness (initialisation aside) comes from one generator seeded with `settings.seed`.
+    A generator, so that a caller with a test set can evaluate the model between epochs, and
+    the final model, which has none, simply trains. Randomness (initialisation aside) comes
+    from one generator seeded with `settings.seed`.
     """
     dev = device()
     model.to(dev, memory_format=torch.channels_last)  # faster convolutions on CUDA and on CPU (oneDNN)
@@ -168,7 +253,6 @@ def train_fold(model: EmotionNet, inputs: Inputs, targets: np.ndarray, classes: 
     sgd = optimiser(model, settings)
     p_all = torch.from_numpy(targets.astype(np.float32))
     y_all = torch.from_numpy(classes.astype(np.int64))
-    rows = []
     for epoch in tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch"):
         model.train()
         order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
@@ -185,12 +269,23 @@ def train_fold(model: EmotionNet, inputs: Inputs, targets: np.ndarray, classes: 
         seen_idx = np.concatenate([b for b, _ in q_seen])
         q_train = np.concatenate([q for _, q in q_seen])
         train_scores = metrics.fold_scores(targets[seen_idx], q_train, classes[seen_idx])
+        yield {"epoch": epoch, "train_loss": total_loss / seen, "train_acc": train_scores["acc"],
+               "train_kl": train_scores["kl"]}
+
+
+def train_fold(model: EmotionNet, inputs: Inputs, targets: np.ndarray, classes: np.ndarray,
+               train_idx: np.ndarray, test_idx: np.ndarray, settings: Settings, desc: str = "training") -> FoldResult:
+    """Train `model` on `train_idx` and evaluate it on `test_idx` after every epoch.
+
+    History: train_* as `fit` yields them; test_* are measured on the test fold after the epoch.
+    """
+    dev = device()
+    rows = []
+    for row in fit(model, inputs, targets, classes, train_idx, settings, desc):
         q_test = predict(model, inputs, test_idx, settings.batch_size * 4, dev)
         test_scores = metrics.fold_scores(targets[test_idx], q_test, classes[test_idx])
         test_loss = _loss_of(q_test, classes[test_idx], targets[test_idx], settings.lam)
-        rows.append({"epoch": epoch, "train_loss": total_loss / seen, "train_acc": train_scores["acc"],
-                     "train_kl": train_scores["kl"], "test_loss": test_loss, "test_acc": test_scores["acc"],
-                     "test_kl": test_scores["kl"]})
+        rows.append({**row, "test_loss": test_loss, "test_acc": test_scores["acc"], "test_kl": test_scores["kl"]})
     q_train_in_place = predict(model, inputs, train_idx, settings.batch_size * 4, dev)
     return FoldResult(pd.DataFrame(rows), q_test, q_train_in_place)
 
@@ -223,3 +318,51 @@ def save_fold(directory: Path, model: EmotionNet, prior_initial: np.ndarray | No
         history.to_csv(tmp / "history.csv", index=False)
         test.to_csv(tmp / "test.csv", index=False)
         train.to_csv(tmp / "train.csv", index=False)
+
+
+# --- the final model on disk -----------------------------------------------------------------
+
+FINAL_FORMAT = "ewmtcnn-final-1"  # a file of another layout is refused, not misread
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """The model trained on every image, with what prediction needs to rebuild and feed it."""
+
+    state: dict[str, torch.Tensor]  # EmotionNet's state dict: fc and prior, and the backbone when fine-tuned
+    prior_initial: np.ndarray | None  # builds the prior layer (None: prior.init none), then the state overwrites it
+    prior_init: str
+    backbone: str
+    pretrained: bool
+    weights: str | None  # model.weights: with `pretrained`, which backbone the cached features came from
+    head: str
+    finetune: bool  # True: `state` holds the backbone; False: the head reads `backbone`'s pooled features
+    outputs: tuple[str, ...]  # emotion names, in output order
+    size: int  # preprocess.size: images are resized and centre-cropped to this square first
+    images: int  # how many images it was trained on
+    history: tuple[dict[str, float], ...]  # per epoch, as `fit` yields it
+
+    def save(self, path: Path) -> None:
+        """One torch file of plain tensors, strings and numbers, so that `load_final` needs no unpickling of code."""
+        content = {f.name: getattr(self, f.name) for f in fields(self)}
+        content["state"] = {k: v.cpu() for k, v in self.state.items()}
+        content["prior_initial"] = None if self.prior_initial is None else torch.from_numpy(self.prior_initial)
+        torch.save({"format": FINAL_FORMAT, **content}, path)
+
+
+def load_final(path: Path) -> FinalModel:
+    """The final model in `path`; a missing, unreadable or foreign file is an InputError naming it."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: model not found; train it with `dvc repro final` (or name one with --model)") from None
+    except OSError as e:  # a folder, no permission
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        # torch's own messages run to paragraphs about unpickling; which one is beside the point.
+        content = None
+    names = {f.name for f in fields(FinalModel)}
+    if not isinstance(content, dict) or content.get("format") != FINAL_FORMAT or set(content) != names | {"format"}:
+        raise InputError(f"{path}: not a final EW-MTCNN model (as `dvc repro final` writes)")
+    prior = content["prior_initial"]
+    return FinalModel(**{**{k: content[k] for k in names}, "prior_initial": None if prior is None else prior.numpy()})

@@ -3,19 +3,15 @@ backbone and preprocessing, so that training the head on them takes seconds."""
 from typing import Any
 
 import numpy as np
-import torch
 
 from ewmtcnn import images, layout, models, params
 from ewmtcnn.atomic import written
 
-RANDOM_INIT_SEED = 0  # a random-init backbone (model.pretrained: false) is still reproducible
-
 
 def main(p: dict[str, Any]) -> None:
     name = params.choice(p, "model.backbone", models.BACKBONES)
-    torch.manual_seed(RANDOM_INIT_SEED)
-    backbone, dim = models.build_backbone(name, params.get(p, "model.pretrained", bool),
-                                          params.get(p, "model.weights", str) or None)
+    backbone, dim = models.feature_backbone(name, params.get(p, "model.pretrained", bool),
+                                            params.get(p, "model.weights", str) or None)
     mean, std = models.normalisation(name)
     features = models.extract_features(backbone, images.open_store(layout.IMAGES), mean, std)
     with written(layout.FEATURES) as tmp:

@@ -7,65 +7,33 @@ import argparse
 from typing import Any
 
 import numpy as np
-import torch
 
-from ewmtcnn import InputError, dataset, folds, images, layout, models, params, training, wheel
-
-
-def settings(p: dict[str, Any]) -> training.Settings:
-    number = (int, float)
-    return training.Settings(
-        epochs=params.get(p, "train.epochs", int), batch_size=params.get(p, "train.batch_size", int),
-        lr_backbone=params.get(p, "train.lr_backbone", number), lr_head=params.get(p, "train.lr_head", number),
-        momentum=params.get(p, "train.momentum", number), weight_decay=params.get(p, "train.weight_decay", number),
-        lam=params.get(p, "train.lambda", number), seed=params.get(p, "train.seed", int))
+from ewmtcnn import InputError, folds, layout, params, training
 
 
 def main(p: dict[str, Any]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fold", type=int, help="train only this fold (0-based)")
     only = parser.parse_args().fold
-    label = params.choice(p, "data.label", dataset.LABELS)
-    neutral = params.choice(p, "data.neutral", training.NEUTRAL_CHOICES)
-    init = params.choice(p, "prior.init", wheel.INITS)
-    freeze = params.get(p, "prior.freeze", bool)
-    sigma = params.get(p, "prior.sigma", (int, float))
-    backbone_name = params.choice(p, "model.backbone", models.BACKBONES)
-    head = params.choice(p, "model.head", models.HEADS)
-    finetune = params.get(p, "train.finetune", bool)
+    variant = training.variant(p)
     k = params.get(p, "split.folds", int)
-    run = settings(p)
 
-    labels = dataset.read_labels(layout.LABELS)
+    data = training.load_data(variant)
     assignment = folds.read(layout.FOLDS)
-    if list(assignment["image"]) != list(labels["image"]):
+    if list(assignment["image"]) != list(data.labels["image"]):
         raise InputError(f"{layout.FOLDS} and {layout.LABELS} list different images; rerun `dvc repro split`")
-    emotions = training.outputs(neutral)
-    targets = training.distributions(labels, neutral)
-    classes = labels[label].map(dataset.EMOTIONS.index).to_numpy()
-    if finetune:
-        inputs: training.Inputs = training.ImageViews(images.open_store(layout.IMAGES), *models.normalisation(backbone_name))
-    else:
-        inputs = training.CachedFeatures(np.load(layout.FEATURES, mmap_mode="r"))
-        if len(inputs.features) != len(labels):
-            raise InputError(f"{layout.FEATURES} has {len(inputs.features)} rows for {len(labels)} images; rerun `dvc repro features`")
     if only is not None and not 0 <= only < k:
         raise InputError(f"--fold {only}: split.folds is {k}, so folds are 0..{k - 1}")
 
+    names = data.labels[variant.label].to_numpy()
     for fold in [only] if only is not None else range(k):
         train_idx = np.flatnonzero(assignment["fold"].to_numpy() != fold)
         test_idx = np.flatnonzero(assignment["fold"].to_numpy() == fold)
-        # corr priors come from the training folds only: the test fold's labels never leak in.
-        prior = wheel.prior_matrix(init, sigma=sigma, probabilities=labels.loc[train_idx, list(dataset.EMOTIONS)].to_numpy(),
-                                   neutral=neutral == "keep", seed=run.seed)
-        torch.manual_seed(run.seed * 1000 + fold)  # each fold the same alone or within the loop
-        backbone, dim = (models.build_backbone(backbone_name, params.get(p, "model.pretrained", bool),
-                                               params.get(p, "model.weights", str) or None)
-                         if finetune else (None, inputs.features.shape[1]))
-        model = models.EmotionNet(dim, len(emotions), head, prior, freeze, backbone)
-        result = training.train_fold(model, inputs, targets, classes, train_idx, test_idx, run, desc=f"fold {fold}")
-        names = labels[label].to_numpy()
-        tables = [training.prediction_table(labels["image"].iloc[idx], fold, names[idx], emotions, targets[idx], q)
+        model, prior = training.network(variant, data, train_idx, fold)
+        result = training.train_fold(model, data.inputs, data.targets, data.classes, train_idx, test_idx, variant.run,
+                                     desc=f"fold {fold}")
+        tables = [training.prediction_table(data.labels["image"].iloc[idx], fold, names[idx], data.emotions,
+                                            data.targets[idx], q)
                   for idx, q in ((test_idx, result.test), (train_idx, result.train))]
         training.save_fold(layout.fold_dir(fold), model, prior, result.history, *tables)
         last = result.history.iloc[-1]

@@ -38,9 +38,10 @@ class Repo:
         self.env.pop("DVC_ROOT", None)
         self.env.pop("DVC_STAGE", None)
 
-    def run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | Path, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run a command in the repository; `timeout` bounds a stuck one (real-data runs need more)."""
         result = subprocess.run(
-            [str(a) for a in args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=300
+            [str(a) for a in args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
         )
         # Shown by pytest when a test fails.
         print(f"$ {' '.join(map(str, args))}  (exit {result.returncode})\n{result.stdout}\n{result.stderr}")
@@ -48,8 +49,8 @@ class Repo:
             assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run(DVC, *args, check=check)
+    def dvc(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.run(DVC, *args, check=check, timeout=timeout)
 
     def set_params(self, **dotted: object) -> None:
         path = self.root / "params.yaml"

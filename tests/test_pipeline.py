@@ -129,6 +129,7 @@ def test_layout_paths_are_the_declared_outs() -> None:
         "train": [layout.TRAINED.as_posix()],
         "evaluate": [p.as_posix() for p in (layout.PREDICTIONS, layout.FOLD_METRICS, layout.LEARNING_CURVE,
                                             layout.CONFUSION, layout.PRIOR_PLOT)],
+        "final": [layout.FINAL.as_posix()],
     }
     assert [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]] == [layout.METRICS.as_posix()]
     # Each stage reads what the one before it writes.
@@ -138,5 +139,6 @@ def test_layout_paths_are_the_declared_outs() -> None:
     assert layout.IMAGES.as_posix() in deps["features"]
     assert {layout.FEATURES.as_posix(), layout.FOLDS.as_posix(), layout.LABELS.as_posix()} <= set(deps["train"])
     assert layout.TRAINED.as_posix() in deps["evaluate"]
+    assert {layout.FEATURES.as_posix(), layout.LABELS.as_posix()} <= set(deps["final"])
     # Stages read parameters from DVC's default params file.
     assert layout.PARAMS == Path("params.yaml")

@@ -92,7 +92,7 @@ def test_default_pipeline_end_to_end(real: Repo) -> None:
     """The default variant (frozen EfficientNet-Lite0 features, wheel prior) from the real archive
     to metrics, predictions and plots; every test figure follows from the predictions."""
     real.set_params(data__label="dominant")
-    result = real.dvc("repro")
+    result = real.dvc("repro", timeout=3600)  # about 3 min on an idle 2-core machine
     assert {"features", "train", "evaluate"} <= ran(result.stdout)
     summary = json.loads((real.root / layout.METRICS).read_text())
     predictions = pd.read_csv(real.root / layout.PREDICTIONS)

@@ -1,0 +1,208 @@
+"""The emotion distribution of new images, from the model that `dvc repro final` trains on all
+of Emotion6.
+
+    python -m ewmtcnn.predict IMAGE... [--model data/final/model.pt] [--json] [--plot OUT.png]
+
+Each image goes the way the pipeline's images went: resized and centre-cropped to the
+stored square (as the preprocess stage), its centre 224 crop normalised for the backbone,
+pooled backbone features (as the features stage), then the head and a softmax (as
+evaluation). A missing or unreadable image is reported on stderr and skipped; the others are
+still predicted, and the exit status is 1 if any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ewmtcnn import InputError, images, layout, models, params, training  # noqa: E402
+from ewmtcnn.atomic import written  # noqa: E402
+from ewmtcnn.dataset import NEUTRAL  # noqa: E402
+from ewmtcnn.wheel import MIKELS_WHEEL, ON_WHEEL  # noqa: E402
+
+#: Images decoded and run through the network together: bounded memory on long lists.
+CHUNK = 32
+PLOT_COLUMNS = 3
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's predicted distribution over the model's outputs."""
+
+    image: str
+    distribution: dict[str, float]
+
+    @property
+    def dominant(self) -> str:
+        """The most probable output (the first of equals, as numpy's argmax)."""
+        return max(self.distribution, key=self.distribution.__getitem__)
+
+    def text(self) -> str:
+        """`path: joy 0.62 (fear 0.12, ...)`, the rest from most to least probable."""
+        ranked = sorted(self.distribution.items(), key=lambda item: -item[1])
+        rest = ", ".join(f"{e} {p:.2f}" for e, p in ranked[1:])
+        return f"{self.image}: {ranked[0][0]} {ranked[0][1]:.2f} ({rest})"
+
+    def record(self) -> dict[str, object]:
+        return {"image": self.image, "distribution": self.distribution, "dominant": self.dominant}
+
+
+class Predictor:
+    """A final model rebuilt for inference: its network, and the backbone that feeds the head
+    pooled features when it was trained on cached ones."""
+
+    def __init__(self, final: training.FinalModel, source: Path) -> None:
+        self.outputs = final.outputs
+        self.size = final.size
+        self.mean, self.std = models.normalisation(final.backbone)
+        self.device = training.device()
+        self.features: nn.Module | None
+        if final.finetune:  # the state holds the whole network, backbone included
+            backbone, dim = models.build_backbone(final.backbone, pretrained=False)
+            self.features = None
+        else:
+            self.features, dim = models.feature_backbone(final.backbone, final.pretrained, final.weights)
+            self.features.to(self.device)
+            backbone = None
+        self.net = models.EmotionNet(dim, len(final.outputs), final.head, final.prior_initial, True, backbone)
+        try:
+            self.net.load_state_dict(final.state)
+        except RuntimeError:
+            raise InputError(f"{source}: its weights do not fit the network its settings describe") from None
+        self.net.to(self.device)
+
+    def distributions(self, store: np.ndarray) -> np.ndarray:
+        """(N, outputs) float64 for uint8 (N, 3, size, size) images, computed as evaluation does."""
+        inputs: training.Inputs
+        if self.features is None:
+            inputs = training.ImageViews(store, self.mean, self.std)
+        else:
+            inputs = training.CachedFeatures(models.extract_features(self.features, store, self.mean, self.std))
+        return training.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
+
+
+def predictions(predictor: Predictor, paths: Sequence[str]) -> Iterator[Prediction | InputError]:
+    """Each image's prediction, or the error that names it, in order; one bad file fails alone."""
+    for start in range(0, len(paths), CHUNK):
+        decoded: dict[str, np.ndarray] = {}
+        failed: dict[str, InputError] = {}
+        for path in paths[start : start + CHUNK]:
+            try:
+                decoded[path] = images.square(Path(path), predictor.size)
+            except InputError as e:
+                failed[path] = e
+        q = predictor.distributions(np.stack(list(decoded.values()))) if decoded else []
+        results = {path: Prediction(path, dict(zip(predictor.outputs, map(float, row)))) for path, row in zip(decoded, q)}
+        for path in paths[start : start + CHUNK]:
+            yield results[path] if path in results else failed[path]
+
+
+# --- the plot --------------------------------------------------------------------------------
+
+
+def wheel_chart(ax: Axes, prediction: Prediction, top: float) -> None:
+    """The distribution as bars on Mikels' wheel, clockwise from the top; the wheel's emotions
+    without an Emotion6 counterpart (contentment, excitement) shown empty in grey."""
+    step = 2 * math.pi / len(MIKELS_WHEEL)
+    from_wheel = {spot: emotion for emotion, spot in ON_WHEEL.items()}
+    ax.set_theta_zero_location("N")
+    ax.set_theta_direction(-1)  # MIKELS_WHEEL lists the wheel clockwise
+    labels = []
+    for k, spot in enumerate(MIKELS_WHEEL):
+        emotion = from_wheel.get(spot)
+        if emotion is None:
+            ax.bar(k * step, top, width=0.9 * step, color="0.92", edgecolor="0.8")
+            labels.append(f"({spot})")
+            continue
+        colour = "tab:red" if emotion == prediction.dominant else "tab:blue"
+        ax.bar(k * step, prediction.distribution[emotion], width=0.9 * step, color=colour)
+        labels.append(emotion if emotion == spot else f"{emotion}\n({spot})")
+    ax.set_xticks([k * step for k in range(len(MIKELS_WHEEL))], labels, fontsize=8)
+    ax.set_ylim(0, top)
+    ax.tick_params(axis="y", labelsize=7)
+    best = prediction.dominant
+    title = f"{Path(prediction.image).name}\n{best} {prediction.distribution[best]:.2f}"
+    if NEUTRAL in prediction.distribution:  # neutral has no place on the wheel
+        title += f", {NEUTRAL} {prediction.distribution[NEUTRAL]:.2f}"
+    ax.set_title(title, fontsize=9, pad=14)
+
+
+def plot(predictions: Sequence[Prediction], path: Path) -> None:
+    """One wheel chart per image, in a grid, on one shared radial scale; written whole or not at all."""
+    columns = min(len(predictions), PLOT_COLUMNS)
+    rows = math.ceil(len(predictions) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 4.6 * rows), squeeze=False,
+                             subplot_kw={"projection": "polar"}, constrained_layout=True)
+    largest = max(p.distribution[e] for p in predictions for e in ON_WHEEL)
+    top = math.ceil(largest * 10) / 10  # the next 0.1 above the longest bar
+    for ax, prediction in zip(axes.flat, predictions):
+        wheel_chart(ax, prediction, top)
+    for ax in axes.flat[len(predictions):]:
+        ax.set_visible(False)
+    fig.suptitle("predicted probability on Mikels' emotion wheel (Emotion6's name, the wheel's in brackets; "
+                 "grey: no Emotion6 counterpart)", fontsize=8)
+    try:
+        with written(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    except OSError as e:
+        raise InputError(f"{path}: cannot write the plot ({e.strerror or e})") from None
+    finally:
+        plt.close(fig)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ewmtcnn-predict",
+        description="The emotion distribution and dominant emotion of each image, from the model `dvc repro final` trains.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("--model", type=Path, default=layout.FINAL,
+                        help=f"the trained model (default: {layout.FINAL}, relative to the current folder)")
+    parser.add_argument("--json", action="store_true",
+                        help='print a JSON list of {"image", "distribution", "dominant"} instead of text')
+    parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw each distribution on the emotion wheel into this PNG")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict, print, plot; the exit status: 1 if any image failed."""
+    predictor = Predictor(training.load_final(args.model), args.model)
+    done: list[Prediction] = []
+    failures = 0
+    for result in predictions(predictor, args.images):
+        if isinstance(result, InputError):
+            failures += 1
+            print(f"error: {result}", file=sys.stderr)
+            continue
+        done.append(result)
+        if not args.json:
+            print(result.text(), flush=True)
+    if args.json:
+        print(json.dumps([p.record() for p in done], indent=2))
+    if args.plot is not None and done:
+        plot(done, args.plot)
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The `ewmtcnn-predict` command."""
+    args = parse(argv)
+    params.run_cli(lambda: sys.exit(run(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Prediction for new images: the `final` stage trains the selected variant on every image
+(`dvc repro final`, on synthetic data), and `python -m ewmtcnn.predict` uses it, one bad file
+failing alone.
+
+The main repository uses the offline ImageNet EfficientNet-Lite0: a random-init backbone maps
+every synthetic image to nearly the same features (about 1e-8 apart), too alike for a check
+that predictions follow the pipeline's own features to tell anything apart.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import write_emotion6, zip_folder
+from dvcrepo import Repo, make_repo
+from ewmtcnn import dataset, layout, models, predict, training
+from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
+from ewmtcnn.images import square
+from ewmtcnn.models import EmotionNet
+
+PER_EMOTION = 4
+EPOCHS = 3
+PARAMS = dict(data__sha256="", data__label="dominant", data__neutral="drop", preprocess__size=224,
+              model__pretrained=True, train__epochs=EPOCHS, train__batch_size=8)
+#: Two of the synthetic archive's JPEGs, as the repository holds them after `download`.
+IMAGES = ("data/raw/Emotion6/images/joy/1.jpg", "data/raw/Emotion6/images/anger/2.jpg")
+TAB_RED = (214, 39, 40)  # the dominant emotion's bar
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """A repository in which `dvc repro final` has run on a synthetic Emotion6.zip."""
+    tmp = tmp_path_factory.mktemp("predict")
+    archive = zip_folder(write_emotion6(tmp / "src" / "Emotion6", per_emotion=PER_EMOTION, seed=7), tmp / "Emotion6.zip")
+    repo = make_repo(tmp, **PARAMS, data__source=str(archive))
+    repo.dvc("repro", "final")
+    return repo
+
+
+def run_predict(repo: Repo, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python -m ewmtcnn.predict ARGS` from the repository root, as a user runs it."""
+    return repo.run(sys.executable, "-m", "ewmtcnn.predict", *args, check=False)
+
+
+def predict_here(root: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The command's exit status, stdout and stderr, run in this process from `root` (no interpreter start-up)."""
+    capsys.readouterr()  # drop what came before
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exit_:
+        patch.chdir(root)
+        predict.main(list(args))
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+def dataset_rows(root: Path) -> np.ndarray:
+    """IMAGES' rows in the pipeline's arrays (labels.csv order)."""
+    order = dataset.read_labels(root / layout.LABELS)["image"].tolist()
+    return np.array([order.index(path.removeprefix(f"{layout.RAW.as_posix()}/images/")) for path in IMAGES])
+
+
+@pytest.fixture
+def as_json(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[list[dict], Path]:
+    """The `--json` records of IMAGES, and the `--plot` drawn in the same run."""
+    out = tmp_path / "plot" / "wheel.png"
+    status, stdout, stderr = predict_here(trained.root, *IMAGES, "--json", "--plot", str(out), capsys=capsys)
+    assert status == 0, stderr
+    return json.loads(stdout), out
+
+
+def test_final_is_trained_on_every_image_without_the_folds(trained: Repo) -> None:
+    final = training.load_final(trained.root / layout.FINAL)
+    assert final.images == len(dataset.read_labels(trained.root / layout.LABELS)) == 6 * PER_EMOTION
+    assert [epoch["epoch"] for epoch in final.history] == list(range(1, EPOCHS + 1))
+    assert (final.outputs, final.size, final.backbone, final.pretrained, final.finetune, final.head,
+            final.prior_init) == (EMOTIONS, 224, "efficientnet_lite0", True, False, "direct", "original")
+    assert set(final.state) == {"fc.weight", "fc.bias", "prior.weight"}  # the head: features come from the backbone
+    lock = yaml.safe_load((trained.root / "dvc.lock").read_text())
+    assert [out["path"] for out in lock["stages"]["final"]["outs"]] == [layout.FINAL.as_posix()]
+    assert "split" not in lock["stages"] and "train" not in lock["stages"]  # no folds: no held-out set
+
+
+def test_bad_files_fail_alone_and_the_others_are_predicted(trained: Repo, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jpg"
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("not a picture\n")
+    result = run_predict(trained, IMAGES[0], missing, not_image, IMAGES[1])
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert str(missing) in errors[0] and str(not_image) in errors[1]
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == list(IMAGES)
+    for line in lines:  # `path: joy 0.62 (anger 0.03, ...)`: every emotion once
+        named = line.split(": ", 1)[1].replace("(", "").replace(")", "").replace(",", "").split()
+        assert sorted(named[::2]) == sorted(EMOTIONS)
+        assert sum(map(float, named[1::2])) == pytest.approx(1, abs=0.03)
+
+
+def test_json_gives_each_distribution_and_its_dominant_emotion(as_json: tuple[list[dict], Path]) -> None:
+    records, _ = as_json
+    assert [r["image"] for r in records] == list(IMAGES)
+    for record in records:
+        assert list(record["distribution"]) == list(EMOTIONS)
+        assert sum(record["distribution"].values()) == pytest.approx(1, abs=1e-9)
+        assert record["dominant"] == max(record["distribution"], key=record["distribution"].get)
+
+
+def test_prediction_equals_the_pipelines_own_for_a_dataset_image(trained: Repo, as_json: tuple[list[dict], Path]) -> None:
+    """Decoding, cropping and the rebuilt backbone give the features the pipeline computed: the
+    final model's head on data/features.npy predicts what the command printed."""
+    root = trained.root
+    final = training.load_final(root / layout.FINAL)
+    features = np.load(root / layout.FEATURES)
+    rows = dataset_rows(root)
+    head = EmotionNet(features.shape[1], len(final.outputs), final.head, final.prior_initial, True)
+    head.load_state_dict(final.state)
+    expected = training.predict(head, training.CachedFeatures(features), rows, 8, torch.device("cpu"))
+    printed = np.array([[r["distribution"][e] for e in EMOTIONS] for r in as_json[0]])
+    assert np.abs(expected[0] - expected[1]).max() > 1e-4  # the two images differ by far more than the tolerance
+    np.testing.assert_allclose(printed, expected, rtol=0, atol=1e-6)
+
+
+def test_plot_is_a_png_of_one_wheel_per_image(as_json: tuple[list[dict], Path]) -> None:
+    _, out = as_json
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > image.height  # two charts side by side
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    assert (np.abs(pixels.astype(int) - TAB_RED).sum(axis=1) < 10).any()  # a dominant bar is drawn
+    assert not [p for p in out.parent.iterdir() if p != out]  # written atomically: no temporary left
+
+
+def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(trained: Repo, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """With neutral kept the model has seven outputs; a random-init backbone is rebuilt as the
+    features stage drew it (compared relative to the features' tiny scale)."""
+    variant = Repo(shutil.copytree(trained.root, tmp_path / "variant", symlinks=True), tmp_path / "home")
+    variant.set_params(data__neutral="keep", model__pretrained=False)
+    variant.dvc("repro", "final")
+    seven = variant.root / layout.FINAL
+
+    status, out, _ = predict_here(trained.root, IMAGES[0], "--model", str(seven), "--json", "--plot",
+                                  str(tmp_path / "seven.png"), capsys=capsys)
+    assert status == 0
+    [record] = json.loads(out)
+    assert list(record["distribution"]) == list(DISTRIBUTION)
+    assert sum(record["distribution"].values()) == pytest.approx(1, abs=1e-9)
+    assert (tmp_path / "seven.png").read_bytes().startswith(b"\x89PNG")
+    predictor = predict.Predictor(training.load_final(seven), seven)
+    assert predictor.features is not None
+    image = square(trained.root / IMAGES[0], 224)[None]
+    rebuilt = models.extract_features(predictor.features, image, predictor.mean, predictor.std)[0]
+    stored = np.load(variant.root / layout.FEATURES)[dataset_rows(variant.root)[0]]
+    assert np.linalg.norm(rebuilt - stored) < 1e-4 * np.linalg.norm(stored)  # another seed's: about 1
+
+
+def test_missing_model_says_how_to_train_it(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = predict_here(tmp_path, str(trained.root / IMAGES[0]), capsys=capsys)  # no data/final/ there
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {layout.FINAL}:") and "dvc repro final" in err
+
+
+def test_a_real_emotion6_image(trained: Repo, real_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real picture goes through (the synthetic model's figures themselves mean nothing)."""
+    image = tmp_path / "real.jpg"
+    if real_archive.is_dir():
+        shutil.copy(real_archive / "images" / "joy" / "1.jpg", image)
+    else:
+        with zipfile.ZipFile(real_archive) as archive:
+            image.write_bytes(archive.read(next(n for n in archive.namelist() if n.endswith("images/joy/1.jpg"))))
+    status, out, _ = predict_here(trained.root, str(image), capsys=capsys)
+    assert status == 0
+    [line] = out.splitlines()
+    assert line.startswith(f"{image}: ") and line.split(": ")[1].split()[0] in EMOTIONS
