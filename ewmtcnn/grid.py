@@ -45,9 +45,9 @@ def queue(source: str | None) -> None:
 
 def wait(jobs: int) -> None:
     """Start `jobs` workers and return when no task is queued or running; failures are an error."""
-    dvc("queue", "start", "-j", str(jobs))
-    time.sleep(POLL_S)  # let the workers pick up their first tasks
     start = time.monotonic()
+    dvc("queue", "start", "-j", str(jobs))  # may itself wait while its worker runs the queue
+    time.sleep(POLL_S)  # let the workers pick up their first tasks
     while True:
         status = dvc("queue", "status")
         states = re.findall(r"\b(Queued|Running|Success|Failed)\b", status)

@@ -422,3 +422,13 @@ def test_replace_block() -> None:
         replace_block(f"{END}\n{START}\n", "T")
     with pytest.raises(InputError, match="needs one"):
         replace_block(f"{START}\n{START}\n{END}\n", "T")
+
+
+def test_grid_queues_one_experiment_per_variant_with_its_overrides():
+    from ewmtcnn.grid import settings
+
+    overrides = [settings(v) for v in VARIANTS]
+    assert overrides[0] == ["prior.init=none"]  # no prior to freeze; the default head
+    assert ["prior.init=original", "model.head=seed", "prior.freeze=true"] in overrides
+    assert ["prior.init=corr", "model.head=direct", "prior.freeze=false"] in overrides
+    assert len({tuple(o) for o in overrides}) == 13
