@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from ewmtcnn import InputError, metrics  # noqa: E402
+from ewmtcnn import InputError, metrics, report  # noqa: E402
 from ewmtcnn.atomic import written  # noqa: E402
 from ewmtcnn.layout import METRICS  # noqa: E402
 
@@ -200,14 +200,11 @@ def variant_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 # --- paired tests against none ----------------------------------------------------------------
 
-def _columns(table: pd.DataFrame, prefix: str) -> list[str]:
-    return [c for c in table.columns if c.startswith(prefix)]
-
 
 def _correct(table: pd.DataFrame) -> np.ndarray:
     """Per image: is the most probable predicted emotion the class label?"""
-    emotions = np.array([c.removeprefix("pred_") for c in _columns(table, "pred_")])
-    return emotions[table[_columns(table, "pred_")].to_numpy().argmax(axis=1)] == table["label"].to_numpy()
+    emotions = np.array(report.emotions(table))
+    return emotions[table[report.columns(table, "pred_")].to_numpy().argmax(axis=1)] == table["label"].to_numpy()
 
 
 def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> dict[str, float]:
@@ -238,11 +235,11 @@ def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> dict[str, float]:
         raise InputError(f"the two prediction tables cover different images ({len(only)} in one only, "
                          f"e.g. {sorted(only)[0]}): experiments on different data")
     variant = variant.set_index("image").loc[baseline["image"]].reset_index()
-    for column in ("fold", "label", *_columns(baseline, "true_")):
+    for column in ("fold", "label", *report.columns(baseline, "true_")):
         if column not in variant or not (baseline[column].to_numpy() == variant[column].to_numpy()).all():
             raise InputError(f"the two prediction tables differ in {column}: experiments on different splits or labels")
-    true = baseline[_columns(baseline, "true_")].to_numpy()
-    kl = {name: metrics.distances(true, table[_columns(table, "pred_")].to_numpy())["kl"]
+    true = baseline[report.columns(baseline, "true_")].to_numpy()
+    kl = {name: metrics.distances(true, table[report.columns(table, "pred_")].to_numpy())["kl"]
           for name, table in (("baseline", baseline), ("variant", variant))}
     if not all(np.isfinite(values).all() for values in kl.values()):
         raise InputError("a predicted probability of 0 where the true one is positive: KL is infinite")

@@ -41,24 +41,29 @@ def read_fold(directory: Path) -> TrainedFold:
 
 
 def columns(table: pd.DataFrame, prefix: str) -> list[str]:
+    """The `true_<emotion>` or `pred_<emotion>` columns of a prediction table, in output order."""
     return [c for c in table.columns if c.startswith(prefix)]
+
+
+def emotions(table: pd.DataFrame) -> list[str]:
+    """The emotions a prediction table covers, in output order."""
+    return [c.removeprefix("pred_") for c in columns(table, "pred_")]
 
 
 def scores(table: pd.DataFrame) -> dict[str, float]:
     """Accuracy and the six LDL measures of one fold's prediction table."""
-    emotions = [c.removeprefix("true_") for c in columns(table, "true_")]
-    classes = table["label"].map(emotions.index).to_numpy()
+    classes = table["label"].map(emotions(table).index).to_numpy()
     return metrics.fold_scores(table[columns(table, "true_")].to_numpy(), table[columns(table, "pred_")].to_numpy(), classes)
 
 
 def metrics_report(folds: Sequence[TrainedFold], predictions: pd.DataFrame) -> tuple[dict, dict]:
     """(metrics.json: mean and std over folds + per-class accuracy, folds.json: per fold)."""
     per_fold = {part: [scores(getattr(f, part)) for f in folds] for part in ("test", "train")}
-    emotions = [c.removeprefix("pred_") for c in columns(predictions, "pred_")]
+    names = emotions(predictions)
     q = predictions[columns(predictions, "pred_")].to_numpy()
-    classes = predictions["label"].map(emotions.index).to_numpy()
+    classes = predictions["label"].map(names.index).to_numpy()
     summary = {part: metrics.summarise(per_fold[part]) for part in ("test", "train")}
-    summary["test_per_class_acc"] = metrics.per_class_accuracy(classes, q, emotions)
+    summary["test_per_class_acc"] = metrics.per_class_accuracy(classes, q, names)
     return summary, per_fold
 
 

@@ -33,9 +33,8 @@ def main(p: dict[str, Any]) -> None:
         report.learning_curve(folds).to_csv(tmp, index=False)
     with written(layout.CONFUSION) as tmp:
         report.confusion(predictions).to_csv(tmp, index=False)
-    emotions = [c.removeprefix("pred_") for c in report.columns(predictions, "pred_")]
     with written(layout.PRIOR_PLOT) as tmp:
-        report.plot_prior(folds, emotions, tmp)
+        report.plot_prior(folds, report.emotions(predictions), tmp)
     for part in ("test", "train"):
         print(f"{part:5s} " + "  ".join(f"{m} {v['mean']:.4f}+-{v['std']:.4f}" for m, v in summary[part].items()))
 
