@@ -5,34 +5,48 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 # Stage commands call `python`: make it the venv's.
 export PATH := $(BIN):$(PATH)
-export EMOTION6
+# EMOTION6=/path/to/Emotion6.zip (or an extracted Emotion6 folder): the download stage reads that
+# local copy instead of downloading data.source's URL; params.yaml stays as committed.
+ifdef EMOTION6
+export EMOTION6 := $(abspath $(EMOTION6))
+endif
 
-.PHONY: install repro test bench table
+.PHONY: install repro test lint bench table lock
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency at the version requirements.lock pins, then the project itself.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+# Regenerate requirements.lock from pyproject.toml (pip-tools in a throwaway venv).
+lock:
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+		--no-emit-trusted-host --output-file requirements.lock pyproject.toml
+	rm -rf .lock-venv
+
 repro: install
-ifdef EMOTION6
-	$(BIN)/dvc exp run -S 'data.source=$(abspath $(EMOTION6))'
-else
 	$(BIN)/dvc repro
-endif
 
 test: install
 	$(BIN)/pytest
 
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # The reimplementation's 13 variants as DVC experiments (JOBS in parallel), then the README
 # table and plots/variants.png from `dvc exp show`. Commit nothing in between: `dvc exp show`
-# lists the experiments of the current commit only.
+# lists the experiments of the current commit only. The queue's workers inherit EMOTION6.
 JOBS ?= 1
 table: install
-	$(BIN)/python -m ewmtcnn.grid $(if $(EMOTION6),--source '$(abspath $(EMOTION6))') --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.grid --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.table
 
 bench: install

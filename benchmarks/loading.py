@@ -13,6 +13,7 @@ interleaved batch by batch so that any load on the machine hits both alike, afte
 warm-up batch each; the files are in the page cache, so disk speed is not measured.
 Run after `dvc repro preprocess`:  python benchmarks/loading.py [--batches N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ewmtcnn import augment, dataset, layout, params
+from ewmtcnn import augment, cli, dataset, layout
 from ewmtcnn.images import open_store
 
 
@@ -55,12 +56,14 @@ def main() -> None:
     jpegs = [layout.RAW / dataset.IMAGE_DIR / name for name in dataset.read_labels(layout.LABELS)["image"]]
     rng = np.random.default_rng(0)
     batches = [np.sort(rng.choice(len(store), args.batch_size, replace=False)) for _ in range(args.batches)]
-    reimplementation = transforms.Compose([
-        transforms.RandomResizedCrop(224),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
-    ])
+    reimplementation = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(224),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(augment.IMAGENET_MEAN, augment.IMAGENET_STD),
+        ]
+    )
 
     def from_store(indices: np.ndarray) -> torch.Tensor:
         return augment.views(store[indices])
@@ -82,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    params.run_cli(main)
+    cli.run(main)

@@ -1,12 +1,32 @@
-"""Outputs appear whole or not at all: write to a temporary sibling, rename when complete."""
+"""Outputs appear whole or not at all: write to a temporary sibling, rename when complete.
+
+A temporary is named `.<final name>.<pid>-<random>.tmp<suffix>`: the writer's PID lets a later
+writer of the same output remove what a killed one left behind (a SIGKILL runs no cleanup),
+and the repository's `.gitignore` and `.dvcignore` match the pattern, so a leftover is never
+staged by git nor hashed into an output folder by DVC.
+
+Text outputs round every float to SIGNIFICANT digits: NumPy's vectorised exp and log differ
+between CPUs in the last bits, and rounding keeps a rerun on another machine byte-identical
+(except in the rare case of a value within a few ulps of a rounding boundary).
+"""
+
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SIGNIFICANT = 10
 
 
 def _remove(path: Path) -> None:
@@ -16,18 +36,50 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (a zombie counts: it is swept next time)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep(final: Path) -> list[Path]:
+    """Remove the temporaries of `final` whose writer is dead; returns what was removed.
+
+    A live writer's temporary is never touched. A dead writer's PID reused by a new process
+    only delays the removal to a later run.
+    """
+    # mkstemp and mkdtemp draw the random part from [a-z0-9_].
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(\d+)-[a-z0-9_]+\.tmp")
+    if not final.parent.is_dir():
+        return []
+    stale = [
+        path
+        for path in final.parent.iterdir()
+        if (match := pattern.match(path.name)) and int(match[1]) != os.getpid() and not _alive(int(match[1]))
+    ]
+    for path in stale:
+        _remove(path)
+    return stale
+
+
 @contextlib.contextmanager
 def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `final`; on success rename it to `final`.
 
     On any exception the temporary path, and any parent folder this call created, are
-    removed, so a failed run leaves nothing behind. The temporary name keeps `final`'s
-    suffix, since some writers (NumPy) append their own otherwise.
+    removed, so a failed run leaves nothing behind; what a killed run left is swept first.
+    The temporary name keeps `final`'s suffix, since some writers (NumPy) append their own otherwise.
     """
     final = Path(final)
     created = [p for p in reversed(final.parents) if not p.exists()]
     final.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{final.name}."
+    sweep(final)
+    prefix = f".{final.name}.{os.getpid()}-"
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
     else:
@@ -39,9 +91,9 @@ def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
         # mkstemp/mkdtemp make the path private; outputs are ordinary, readable files and folders.
         os.chmod(tmp, 0o755 if directory else 0o644)
         if directory and final.exists():
-            # A directory cannot be replaced in one rename: move the old one aside first.
-            old = final.with_name(f".{final.name}.old")
-            _remove(old)
+            # A directory cannot be replaced in one rename: move the old one aside first, under
+            # a temporary's name, so that a kill between the renames leaves a sweepable leftover.
+            old = tmp.with_name(f"{tmp.name}.old")
             final.rename(old)
             tmp.rename(final)
             _remove(old)
@@ -53,3 +105,44 @@ def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 parent.rmdir()
         raise
+
+
+def rounded(value: float) -> float:
+    """`value` to SIGNIFICANT digits; NaN and infinities unchanged."""
+    return float(f"{value:.{SIGNIFICANT}g}") if math.isfinite(value) else float(value)
+
+
+def _rounded_tree(content: Any) -> Any:
+    """`content` with every float in nested dicts, lists and tuples rounded; the rest unchanged."""
+    if isinstance(content, (float, np.floating)):
+        return rounded(float(content))
+    if isinstance(content, dict):
+        return {key: _rounded_tree(value) for key, value in content.items()}
+    if isinstance(content, (list, tuple)):
+        return [_rounded_tree(value) for value in content]
+    return content
+
+
+def write_text(text: str, path: Path | str) -> None:
+    """`text` as UTF-8 at `path`, atomically."""
+    with written(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_csv(table: pd.DataFrame, path: Path | str) -> None:
+    """`table` as CSV without its index, floats rounded to SIGNIFICANT digits, atomically.
+
+    A float is written as the shortest text of its rounded value (`0.5`, `3.0`, `1e-12`), so a
+    float column reads back as floats; NaN is an empty field, pandas' default.
+    """
+    with written(path) as tmp:
+        table.to_csv(tmp, index=False, float_format=lambda value: repr(rounded(value)))
+
+
+def write_json(content: Any, path: Path | str) -> None:
+    """`content` as indented JSON with a final newline, floats rounded to SIGNIFICANT digits, atomically.
+
+    NaN and infinities are written as `NaN` and `Infinity`, as Python's json module does and
+    reads back (DVC's metrics commands too), rather than silently becoming null.
+    """
+    write_text(json.dumps(_rounded_tree(content), indent=2) + "\n", path)

@@ -8,6 +8,7 @@ kernel than OpenCV needs for the whole view. Crop boxes are drawn for the batch 
 the same distribution as `torchvision.transforms.RandomResizedCrop.get_params`; each crop is
 resized by OpenCV in uint8 and normalised while it is still in cache.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,14 @@ def crop_boxes(n: int, height: int, width: int, generator: torch.Generator | Non
     return torch.stack([top, left, h, w], dim=1).long()
 
 
-def render(images: np.ndarray, boxes: list[list[int]], flips: list[bool], size: int = 224,
-           mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
+def render(
+    images: np.ndarray,
+    boxes: list[list[int]],
+    flips: list[bool],
+    size: int = 224,
+    mean: Stats = IMAGENET_MEAN,
+    std: Stats = IMAGENET_STD,
+) -> torch.Tensor:
     """Crop `boxes` (top, left, h, w) out of uint8 (B, 3, H, W) `images`, resize each crop to
     size x size, mirror where `flips` says, normalise with `mean`, `std` (on the 0..1 scale):
     float32 (B, 3, size, size).
@@ -77,8 +84,13 @@ def render(images: np.ndarray, boxes: list[list[int]], flips: list[bool], size: 
     return torch.from_numpy(out)
 
 
-def views(images: np.ndarray, size: int = 224, generator: torch.Generator | None = None,
-          mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
+def views(
+    images: np.ndarray,
+    size: int = 224,
+    generator: torch.Generator | None = None,
+    mean: Stats = IMAGENET_MEAN,
+    std: Stats = IMAGENET_STD,
+) -> torch.Tensor:
     """One random resized crop and coin-flip mirror per image of uint8 (B, 3, H, W) `images`:
     float32 (B, 3, size, size), normalised. Randomness comes from `generator` (torch's global
     one when None), so a seeded run draws the same views.

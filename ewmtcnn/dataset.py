@@ -3,6 +3,7 @@
 `ground_truth.txt` is parsed by hand rather than with `pandas.read_csv` so that every
 problem can be reported with its line number and offending value, all at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,7 @@ NEUTRAL = "neutral"
 DISTRIBUTION: tuple[str, ...] = (*EMOTIONS, NEUTRAL)
 GROUND_TRUTH = "ground_truth.txt"
 IMAGE_DIR = "images"
-HEADER = "\t".join(
-    ["[image_filename]", "[valence]", "[arousal]", *(f"[prob. {e}]" for e in DISTRIBUTION)]
-)
+HEADER = "\t".join(["[image_filename]", "[valence]", "[arousal]", *(f"[prob. {e}]" for e in DISTRIBUTION)])
 #: Class-label choices (`data.label`): the annotators' dominant emotion or the search keyword.
 LABELS = ("dominant", "folder")
 #: The columns of the labels table that the preprocess stage writes.
@@ -94,18 +93,23 @@ def read_ground_truth(root: Path) -> pd.DataFrame:
             problems.append(f"{where}: duplicate row for {image} (first on line {seen[image]})")
         else:
             seen[image] = number
-        values = [_number(t, n, where, problems) for t, n in zip(fields[1:], ("valence", "arousal", *DISTRIBUTION))]
-        for name, value in zip(("valence", "arousal"), values[:2]):
+        values = [
+            _number(t, n, where, problems)
+            for t, n in zip(fields[1:], ("valence", "arousal", *DISTRIBUTION), strict=True)
+        ]
+        for name, value in zip(("valence", "arousal"), values[:2], strict=True):
             if value is not None and not SCALE[0] <= value <= SCALE[1]:
                 problems.append(f"{where}: {name} {value:g} is outside [{SCALE[0]:g}, {SCALE[1]:g}]")
         probs = values[2:]
-        for name, p in zip(DISTRIBUTION, probs):
+        for name, p in zip(DISTRIBUTION, probs, strict=True):
             if p is not None and p < 0:
                 problems.append(f"{where}: probability of {name} {p:g} is negative")
         if all(p is not None for p in probs):
             total = math.fsum(probs)  # type: ignore[arg-type]
             if abs(total - 1.0) > SUM_TOLERANCE:
-                problems.append(f"{where}: the seven probabilities sum to {total:.6g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+                problems.append(
+                    f"{where}: the seven probabilities sum to {total:.6g}, not 1 (tolerance {SUM_TOLERANCE:g})"
+                )
         rows.append([image, *values])
     if len(lines) < 2:
         problems.append(f"{path}: no data rows")
@@ -141,7 +145,6 @@ def labels_table(table: pd.DataFrame) -> pd.DataFrame:
     return out[list(LABEL_COLUMNS)]
 
 
-
 def read_labels(path: Path) -> pd.DataFrame:
     """Read the labels table written by the preprocess stage."""
     try:
@@ -152,4 +155,3 @@ def read_labels(path: Path) -> pd.DataFrame:
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; rerun `dvc repro preprocess`")
     return labels
-

@@ -1,10 +1,23 @@
 """Stratified k-fold assignment: every image lands in exactly one test fold."""
+
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from ewmtcnn import InputError
+from ewmtcnn import InputError, params
+
+#: More folds than this leave test folds too small to score (Emotion6's rarest class has 33 images).
+MAX_FOLDS = 20
+
+
+def count(p: Mapping[str, Any]) -> int:
+    """`split.folds`, checked: the one place that says how many folds there may be."""
+    return params.integer(p, "split.folds", 2, MAX_FOLDS)
 
 
 def assign(labels: pd.DataFrame, label: str, folds: int, seed: int) -> pd.DataFrame:
@@ -26,9 +39,14 @@ def assign(labels: pd.DataFrame, label: str, folds: int, seed: int) -> pd.DataFr
     return pd.DataFrame({"image": labels["image"], "fold": fold})
 
 
-def read(path) -> pd.DataFrame:
-    """The fold assignment written by the split stage."""
+def read(path: Path) -> pd.DataFrame:
+    """The fold assignment written by the split stage; a missing or malformed table is an InputError."""
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except FileNotFoundError:
         raise InputError(f"{path}: not found; run `dvc repro split` first") from None
+    except (OSError, ValueError) as e:  # pandas' parser errors are ValueErrors
+        raise InputError(f"{path}: not a readable table ({e}); rerun `dvc repro split`") from None
+    if list(table.columns) != ["image", "fold"] or not pd.api.types.is_integer_dtype(table["fold"]):
+        raise InputError(f"{path}: expected the columns image, fold (an integer); rerun `dvc repro split`")
+    return table

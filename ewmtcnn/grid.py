@@ -1,76 +1,129 @@
-"""Queue the public reimplementation's variants as DVC experiments, run them, wait for them.
+"""The arms of the prior-layer comparison, and the runner that queues them as DVC experiments.
 
-`python -m ewmtcnn.grid [--source PATH] [--jobs N]` is the first half of `make table`;
-`python -m ewmtcnn.table` then builds the README table from `dvc exp show`.
+An arm is one row of the variants table: the prior's initialisation, whether it is frozen, and
+the head. `python -m ewmtcnn.grid [--source PATH] [--jobs N]` queues every arm, runs the queue
+and waits for it: the first half of `make table`; `python -m ewmtcnn.table` then builds the
+README table from `dvc exp show`.
 """
+
 from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from ewmtcnn import InputError, params
-from ewmtcnn.comparison import VARIANTS, Variant
+from ewmtcnn import InputError, cli, experiments
 
 POLL_S = 10
+#: How `dvc queue status` ends when no worker is alive, and how many polls in a row of that (with
+#: tasks queued, none running) mean that none will come: a worker starts within seconds.
+NO_WORKER = "Worker status: 0 active, 0 idle"
+STALLED_POLLS = 3
 
 
-def settings(variant: Variant) -> list[str]:
-    """`-S` overrides for one variant (`none` has no prior to freeze and keeps the default head)."""
-    overrides = [f"prior.init={variant.init}"]
-    if variant.head is not None:
-        overrides.append(f"model.head={variant.head}")
-    if variant.freeze is not None:
-        overrides.append(f"prior.freeze={str(variant.freeze).lower()}")
-    return overrides
+class Arm(NamedTuple):
+    """One arm of the comparison: the prior's initialisation, whether it is frozen, and the head.
+
+    `freeze` and `head` are None for `none`: without a prior layer there is nothing to freeze
+    and both heads are the same FC layer, so `none` runs once, with whatever head is default.
+    """
+
+    init: str
+    freeze: bool | None
+    head: str | None
+
+    @property
+    def mode(self) -> str | None:
+        """`freeze` or `unfreeze`, as the reimplementation names them; None without a prior."""
+        return None if self.freeze is None else ("freeze" if self.freeze else "unfreeze")
+
+    @property
+    def label(self) -> str:
+        return " ".join(part for part in (self.init, self.mode, self.head) if part)
+
+    def params(self) -> dict[str, str | bool]:
+        """The params.yaml values that make an experiment this arm, as `dvc exp show` names them;
+        the unset ones (None) are left at the default."""
+        chosen = {"prior.init": self.init, "prior.freeze": self.freeze, "model.head": self.head}
+        return {key: value for key, value in chosen.items() if value is not None}
+
+    def overrides(self) -> list[str]:
+        """`dvc exp run -S` values that queue this arm (booleans spelled as YAML writes them)."""
+        return [
+            f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in self.params().items()
+        ]
 
 
-def dvc(*args: str) -> str:
-    """Run a dvc command; its failure is one clear error."""
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise InputError(f"`dvc {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
-    return result.stdout
+#: The reimplementation's seven (init, freeze) variants, in the order of its table.
+PRIORS: tuple[tuple[str, bool | None], ...] = (
+    ("none", None),
+    ("original", True),
+    ("original", False),
+    ("eye", False),
+    ("rand", False),
+    ("corr", True),
+    ("corr", False),
+)
+HEADS: tuple[str, ...] = ("direct", "seed")
+BASELINE = Arm("none", None, None)
+#: The 13 table rows: `none`, then every other prior with each head.
+ARMS: tuple[Arm, ...] = (BASELINE, *(Arm(init, freeze, head) for init, freeze in PRIORS[1:] for head in HEADS))
 
 
-def queue(source: str | None) -> None:
-    """One queued experiment per variant."""
-    for variant in VARIANTS:
-        overrides = settings(variant) + ([f"data.source={source}"] if source else [])
-        dvc("exp", "run", "--queue", *(a for o in overrides for a in ("-S", o)))
+def queue(source: str | None, arms: Sequence[Arm] = ARMS) -> None:
+    """One queued experiment per arm."""
+    for arm in arms:
+        overrides = arm.overrides() + ([f"data.source={source}"] if source else [])
+        experiments.dvc("exp", "run", "--queue", *(a for o in overrides for a in ("-S", o)))
         print("queued", " ".join(overrides))
 
 
 def wait(jobs: int) -> None:
-    """Start `jobs` workers and return when no task is queued or running; failures are an error."""
+    """Start `jobs` workers and return when no task is queued or running; failures are an error,
+    and so is a queue that no worker takes tasks from for STALLED_POLLS polls in a row."""
     start = time.monotonic()
-    dvc("queue", "start", "-j", str(jobs))  # may itself wait while its worker runs the queue
+    experiments.dvc("queue", "start", "-j", str(jobs))  # may itself wait while its worker runs the queue
     time.sleep(POLL_S)  # let the workers pick up their first tasks
+    stalled = 0
     while True:
-        status = dvc("queue", "status")
+        status = experiments.dvc("queue", "status")
         states = re.findall(r"\b(Queued|Running|Success|Failed)\b", status)
         if not {"Queued", "Running"} & set(states):
             break
-        print(f"{time.monotonic() - start:6.0f} s: {states.count('Success')} done, {states.count('Running')} running, "
-              f"{states.count('Queued')} queued", flush=True)
+        stalled = stalled + 1 if "Running" not in states and NO_WORKER in status else 0
+        if stalled == STALLED_POLLS:
+            break
+        print(
+            f"{time.monotonic() - start:6.0f} s: {states.count('Success')} done, {states.count('Running')} running, "
+            f"{states.count('Queued')} queued",
+            flush=True,
+        )
         time.sleep(POLL_S)
-    dvc("queue", "stop")
+    # No `dvc queue stop`: DVC's workers stop by themselves once the queue is empty, while a
+    # stop request outlives them in the queue's files and stops the next run's workers early.
+    if stalled == STALLED_POLLS:
+        raise InputError(
+            "experiments are queued but no DVC worker runs them; see the worker logs, "
+            ".dvc/tmp/exps/celery/dvc-exp-worker-*.out"
+        )
     if "Failed" in states:
         raise InputError(f"some experiments failed; see `dvc queue status` and `dvc queue logs <task>`:\n{status}")
     print(f"all experiments done in {time.monotonic() - start:.0f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ewmtcnn.grid", description="Queue the prior-layer variants as DVC experiments and run them."
+    )
     parser.add_argument("--source", help="data.source for every experiment (an absolute path to Emotion6.zip)")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (dvc queue start -j)")
     args = parser.parse_args(argv)
-    dvc("queue", "remove", "--success", "--failed")  # only this run's tasks count below
+    experiments.dvc("queue", "remove", "--success", "--failed")  # only this run's tasks count below
     queue(args.source)
     wait(args.jobs)
 
 
 if __name__ == "__main__":
-    params.run_cli(main)
+    cli.run(main)

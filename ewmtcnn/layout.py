@@ -2,6 +2,7 @@
 
 `dvc.yaml` declares the same paths; a test keeps the two in step.
 """
+
 from pathlib import Path
 
 PARAMS = Path("params.yaml")

@@ -3,6 +3,7 @@
 Hand-written in numpy rather than taken from scipy so that the tests can use scipy as an
 independent reference, and so that every measure is one vectorised pass over (N, c) arrays.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,14 +12,14 @@ import numpy as np
 
 #: The six LDL measures, in the order Geng (2016) reports them.
 MEASURES: tuple[str, ...] = ("kl", "chebyshev", "clark", "canberra", "cosine", "intersection")
-#: Scores where larger is better (similarities and accuracy); the other measures are distances.
-HIGHER_IS_BETTER: frozenset[str] = frozenset({"cosine", "intersection", "acc"})
 
 
 def _pair(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
     if p.ndim != 2 or p.shape != q.shape:
-        raise ValueError(f"true and predicted distributions must both be (images, emotions); found {p.shape} and {q.shape}")
+        raise ValueError(
+            f"true and predicted distributions must both be (images, emotions); found {p.shape} and {q.shape}"
+        )
     return p, q
 
 
@@ -49,7 +50,9 @@ def distances(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
 def _predicted(labels: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels, q = np.asarray(labels), np.asarray(q)
     if q.ndim != 2 or labels.shape != (len(q),) or len(q) == 0:
-        raise ValueError(f"need one integer label per row of predictions; found labels {labels.shape} for predictions {q.shape}")
+        raise ValueError(
+            f"need one integer label per row of predictions; found labels {labels.shape} for predictions {q.shape}"
+        )
     return labels, q.argmax(axis=1)
 
 
@@ -64,11 +67,7 @@ def per_class_accuracy(labels: np.ndarray, q: np.ndarray, names: Sequence[str]) 
     labels, predicted = _predicted(labels, q)
     if np.shape(q)[1] != len(names):
         raise ValueError(f"{len(names)} class names for {np.shape(q)[1]} predicted emotions")
-    return {
-        name: float((predicted[labels == k] == k).mean())
-        for k, name in enumerate(names)
-        if (labels == k).any()
-    }
+    return {name: float((predicted[labels == k] == k).mean()) for k, name in enumerate(names) if (labels == k).any()}
 
 
 def fold_scores(p: np.ndarray, q: np.ndarray, labels: np.ndarray) -> dict[str, float]:

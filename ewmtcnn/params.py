@@ -1,8 +1,14 @@
-"""Reading `params.yaml` and running a stage with clear errors instead of tracebacks."""
+"""Reading `params.yaml`: every value checked for its type and range before a stage writes anything.
+
+Each stage reads the params it declares in `dvc.yaml` through these functions at its start, so a
+bad value is one error that names the param and what it may be, never a traceback halfway
+through a stage or a silently corrupt result.
+"""
+
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +16,8 @@ import yaml
 
 from ewmtcnn import InputError
 from ewmtcnn.layout import PARAMS
+
+MAX_SEED = 2**32 - 1
 
 
 def load(path: Path = PARAMS) -> dict[str, Any]:
@@ -25,18 +33,43 @@ def load(path: Path = PARAMS) -> dict[str, Any]:
     return params
 
 
-def get(params: Mapping[str, Any], dotted: str, kind: type | tuple[type, ...]) -> Any:
-    """The value at `section.key`, checked to be of `kind`; missing or mistyped is an error."""
+def _names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    words = {"str": "a string", "int": "an integer", "bool": "true or false", "float": "a number", "NoneType": "empty"}
+    return " or ".join(dict.fromkeys(words.get(k.__name__, k.__name__) for k in kinds))
+
+
+def _refuse(dotted: str, allowed: str, value: Any) -> InputError:
+    hint = ""
+    if isinstance(value, str) and _parses_as_number(value):
+        # YAML 1.1 (PyYAML) reads 1e-3 as a string: it wants a dot in the mantissa.
+        hint = " (YAML reads it as text: write 0.001 or 1.0e-3)"
+    return InputError(f"{PARAMS}: {dotted} must be {allowed}; found {value!r}{hint}")
+
+
+def _parses_as_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _lookup(params: Mapping[str, Any], dotted: str) -> Any:
     value: Any = params
     for key in dotted.split("."):
         if not isinstance(value, Mapping) or key not in value:
             raise InputError(f"{PARAMS}: missing parameter {dotted}")
         value = value[key]
+    return value
+
+
+def get(params: Mapping[str, Any], dotted: str, kind: type | tuple[type, ...]) -> Any:
+    """The value at `section.key`, checked to be of `kind`; missing or mistyped is an error."""
+    value = _lookup(params, dotted)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int in Python; a flag given where a number is expected is a mistake.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise InputError(f"{PARAMS}: {dotted} must be {_names(kind)}, found {value!r}")
-    if not isinstance(value, kind):
-        raise InputError(f"{PARAMS}: {dotted} must be {_names(kind)}, found {value!r}")
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        raise _refuse(dotted, _names(kind), value)
     return value
 
 
@@ -44,28 +77,61 @@ def choice(params: Mapping[str, Any], dotted: str, allowed: tuple[str, ...]) -> 
     """A string parameter that must be one of `allowed`."""
     value = get(params, dotted, str)
     if value not in allowed:
-        raise InputError(f"{PARAMS}: {dotted} must be one of {', '.join(allowed)}; found {value!r}")
+        raise _refuse(dotted, f"one of {', '.join(allowed)}", value)
     return value
 
 
-def _names(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({"str": "a string", "int": "an integer", "bool": "true or false",
-                        "float": "a number"}.get(k.__name__, k.__name__) for k in kinds)
+def _bound(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
-def run_stage(main: Callable[[dict[str, Any]], None]) -> None:
-    """Run a stage on `params.yaml`, as `run_cli` does."""
-    run_cli(lambda: main(load()))
+def _interval(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{_bound(lo)}, {_bound(hi)}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {_bound(lo)}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {_bound(hi)}"
+    return ""
 
 
-def run_cli(main: Callable[[], None]) -> None:
-    """Run a command: bad input exits 1 with one message and no traceback, Ctrl-C exits 130."""
-    try:
-        main()
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+def _inside(value: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> bool:
+    above = lo is None or (value > lo if lo_open else value >= lo)
+    below = hi is None or (value < hi if hi_open else value <= hi)
+    return above and below
+
+
+def integer(params: Mapping[str, Any], dotted: str, lo: int | None = None, hi: int | None = None) -> int:
+    """An integer parameter in [lo, hi] (either bound may be open-ended)."""
+    allowed = " ".join(filter(None, ("an integer", _interval(lo, hi, False, False))))
+    value = _lookup(params, dotted)
+    if isinstance(value, bool) or not isinstance(value, int) or not _inside(value, lo, hi, False, False):
+        raise _refuse(dotted, allowed, value)
+    return value
+
+
+def seed(params: Mapping[str, Any], dotted: str) -> int:
+    """A random seed: what NumPy, PyTorch and scikit-learn all accept (0 to 2**32 - 1)."""
+    return integer(params, dotted, 0, MAX_SEED)
+
+
+def number(
+    params: Mapping[str, Any],
+    dotted: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """A finite number in the interval from `lo` to `hi` (open at an end where `*_open`)."""
+    allowed = " ".join(filter(None, ("a finite number", _interval(lo, hi, lo_open, hi_open))))
+    value = _lookup(params, dotted)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not _inside(value, lo, hi, lo_open, hi_open)
+    ):
+        raise _refuse(dotted, allowed, value)
+    return float(value)

@@ -9,6 +9,7 @@ pooled backbone features (as the features stage), then the head and a softmax (a
 evaluation). A missing or unreadable image is reported on stderr and skipped; the others are
 still predicted, and the exit status is 1 if any failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import nn
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from torch import nn  # noqa: E402
-
-from ewmtcnn import InputError, images, layout, models, params, training  # noqa: E402
-from ewmtcnn.atomic import written  # noqa: E402
-from ewmtcnn.dataset import NEUTRAL  # noqa: E402
-from ewmtcnn.wheel import MIKELS_WHEEL, ON_WHEEL  # noqa: E402
+from ewmtcnn import InputError, backbones, cli, features, images, layout, training
+from ewmtcnn.atomic import written
+from ewmtcnn.checkpoint import FinalModel, load_final
+from ewmtcnn.dataset import NEUTRAL
+from ewmtcnn.inputs import CachedFeatures, ImageViews, Inputs
+from ewmtcnn.models import EmotionNet
+from ewmtcnn.wheel import MIKELS_WHEEL, ON_WHEEL
 
 #: Images decoded and run through the network together: bounded memory on long lists.
 CHUNK = 32
@@ -63,20 +64,20 @@ class Predictor:
     """A final model rebuilt for inference: its network, and the backbone that feeds the head
     pooled features when it was trained on cached ones."""
 
-    def __init__(self, final: training.FinalModel, source: Path) -> None:
+    def __init__(self, final: FinalModel, source: Path) -> None:
         self.outputs = final.outputs
         self.size = final.size
-        self.mean, self.std = models.normalisation(final.backbone)
+        self.backbone = backbones.get(final.backbone)
         self.device = training.device()
         self.features: nn.Module | None
+        backbone: nn.Module | None
         if final.finetune:  # the state holds the whole network, backbone included
-            backbone, dim = models.build_backbone(final.backbone, pretrained=False)
-            self.features = None
+            backbone, self.features = self.backbone.build(pretrained=False, weights=None), None
         else:
-            self.features, dim = models.feature_backbone(final.backbone, final.pretrained, final.weights)
-            self.features.to(self.device)
             backbone = None
-        self.net = models.EmotionNet(dim, len(final.outputs), final.head, final.prior_initial, True, backbone)
+            self.features = features.feature_backbone(self.backbone, final.pretrained, final.weights).to(self.device)
+        net = EmotionNet(self.backbone.features, len(final.outputs), final.head, final.prior_initial, True, backbone)
+        self.net = net
         try:
             self.net.load_state_dict(final.state)
         except RuntimeError:
@@ -85,11 +86,11 @@ class Predictor:
 
     def distributions(self, store: np.ndarray) -> np.ndarray:
         """(N, outputs) float64 for uint8 (N, 3, size, size) images, computed as evaluation does."""
-        inputs: training.Inputs
+        inputs: Inputs
         if self.features is None:
-            inputs = training.ImageViews(store, self.mean, self.std)
+            inputs = ImageViews(store, self.backbone)
         else:
-            inputs = training.CachedFeatures(models.extract_features(self.features, store, self.mean, self.std))
+            inputs = CachedFeatures(features.extract(self.features, store, self.backbone))
         return training.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
 
 
@@ -104,7 +105,10 @@ def predictions(predictor: Predictor, paths: Sequence[str]) -> Iterator[Predicti
             except InputError as e:
                 failed[path] = e
         q = predictor.distributions(np.stack(list(decoded.values()))) if decoded else []
-        results = {path: Prediction(path, dict(zip(predictor.outputs, map(float, row)))) for path, row in zip(decoded, q)}
+        results = {
+            path: Prediction(path, dict(zip(predictor.outputs, map(float, row), strict=True)))
+            for path, row in zip(decoded, q, strict=True)
+        }
         for path in paths[start : start + CHUNK]:
             yield results[path] if path in results else failed[path]
 
@@ -143,23 +147,24 @@ def plot(predictions: Sequence[Prediction], path: Path) -> None:
     """One wheel chart per image, in a grid, on one shared radial scale; written whole or not at all."""
     columns = min(len(predictions), PLOT_COLUMNS)
     rows = math.ceil(len(predictions) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 4.6 * rows), squeeze=False,
-                             subplot_kw={"projection": "polar"}, constrained_layout=True)
+    fig = Figure(figsize=(4.4 * columns, 4.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False, subplot_kw={"projection": "polar"})
     largest = max(p.distribution[e] for p in predictions for e in ON_WHEEL)
     top = math.ceil(largest * 10) / 10  # the next 0.1 above the longest bar
-    for ax, prediction in zip(axes.flat, predictions):
+    for ax, prediction in zip(axes.flat, predictions, strict=True):
         wheel_chart(ax, prediction, top)
-    for ax in axes.flat[len(predictions):]:
+    for ax in axes.flat[len(predictions) :]:
         ax.set_visible(False)
-    fig.suptitle("predicted probability on Mikels' emotion wheel (Emotion6's name, the wheel's in brackets; "
-                 "grey: no Emotion6 counterpart)", fontsize=8)
+    fig.suptitle(
+        "predicted probability on Mikels' emotion wheel (Emotion6's name, the wheel's in brackets; "
+        "grey: no Emotion6 counterpart)",
+        fontsize=8,
+    )
     try:
         with written(path) as tmp:
             fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
     except OSError as e:
         raise InputError(f"{path}: cannot write the plot ({e.strerror or e})") from None
-    finally:
-        plt.close(fig)
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -168,19 +173,28 @@ def plot(predictions: Sequence[Prediction], path: Path) -> None:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="ewmtcnn-predict",
-        description="The emotion distribution and dominant emotion of each image, from the model `dvc repro final` trains.")
+        description="The emotion distribution and dominant emotion of each image, "
+        "from the model that `dvc repro final` trains.",
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--model", type=Path, default=layout.FINAL,
-                        help=f"the trained model (default: {layout.FINAL}, relative to the current folder)")
-    parser.add_argument("--json", action="store_true",
-                        help='print a JSON list of {"image", "distribution", "dominant"} instead of text')
-    parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw each distribution on the emotion wheel into this PNG")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=layout.FINAL,
+        help=f"the trained model (default: {layout.FINAL}, relative to the current folder)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help='print a JSON list of {"image", "distribution", "dominant"} instead of text'
+    )
+    parser.add_argument(
+        "--plot", type=Path, metavar="OUT.png", help="draw each distribution on the emotion wheel into this PNG"
+    )
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:
     """Predict, print, plot; the exit status: 1 if any image failed."""
-    predictor = Predictor(training.load_final(args.model), args.model)
+    predictor = Predictor(load_final(args.model), args.model)
     done: list[Prediction] = []
     failures = 0
     for result in predictions(predictor, args.images):
@@ -201,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """The `ewmtcnn-predict` command."""
     args = parse(argv)
-    params.run_cli(lambda: sys.exit(run(args)))
+    cli.run(lambda: sys.exit(run(args)))
 
 
 if __name__ == "__main__":

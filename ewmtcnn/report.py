@@ -1,43 +1,21 @@
-"""From trained folds to what users read: out-of-fold predictions, the metrics JSON, the
-learning curves, the confusion table and the prior heatmap."""
+"""From trained folds to what users read: out-of-fold predictions, the metrics, the learning
+curves, the confusion table and the prior heatmap.
+
+Everything here computes; nothing writes. The evaluate stage computes every output first and
+writes them only when all succeeded, so a failure never leaves a mix of old and new files.
+"""
+
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from ewmtcnn import InputError, metrics  # noqa: E402
-from ewmtcnn.training import HISTORY  # noqa: E402
-
-
-@dataclass
-class TrainedFold:
-    """One fold as the train stage left it."""
-
-    history: pd.DataFrame
-    test: pd.DataFrame
-    train: pd.DataFrame
-    prior_initial: np.ndarray | None
-    prior_final: np.ndarray | None
-
-
-def read_fold(directory: Path) -> TrainedFold:
-    if not (directory / "test.csv").is_file():
-        fold = directory.name.removeprefix("fold-")
-        raise InputError(f"{directory}: fold not trained; run `python -m stages.train --fold {fold}` or `dvc repro train`")
-    state = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)
-    final = state["model"].get("prior.weight")
-    return TrainedFold(pd.read_csv(directory / "history.csv"), pd.read_csv(directory / "test.csv"),
-                       pd.read_csv(directory / "train.csv"), state["prior_initial"],
-                       None if final is None else final.double().numpy())
+from ewmtcnn import InputError, metrics
+from ewmtcnn.checkpoint import HISTORY, TrainedFold
 
 
 def columns(table: pd.DataFrame, prefix: str) -> list[str]:
@@ -53,7 +31,20 @@ def emotions(table: pd.DataFrame) -> list[str]:
 def scores(table: pd.DataFrame) -> dict[str, float]:
     """Accuracy and the six LDL measures of one fold's prediction table."""
     classes = table["label"].map(emotions(table).index).to_numpy()
-    return metrics.fold_scores(table[columns(table, "true_")].to_numpy(), table[columns(table, "pred_")].to_numpy(), classes)
+    return metrics.fold_scores(
+        table[columns(table, "true_")].to_numpy(), table[columns(table, "pred_")].to_numpy(), classes
+    )
+
+
+def out_of_fold(folds: Sequence[TrainedFold], order: pd.Series) -> pd.DataFrame:
+    """Every image's held-out prediction, in the labels table's `order`; each image exactly once."""
+    held_out = pd.concat([f.test for f in folds])
+    if sorted(held_out["image"]) != sorted(order):
+        raise InputError(
+            "the test predictions of the trained folds do not cover every image exactly once "
+            "(folds trained on another split?); retrain: `dvc repro train`"
+        )
+    return held_out.set_index("image").loc[order].reset_index()
 
 
 def metrics_report(folds: Sequence[TrainedFold], predictions: pd.DataFrame) -> tuple[dict, dict]:
@@ -78,23 +69,28 @@ def confusion(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"actual": predictions["label"], "predicted": pred.idxmax(axis=1).str.removeprefix("pred_")})
 
 
-def plot_prior(folds: Sequence[TrainedFold], emotions: Sequence[str], path: Path) -> None:
-    """Heatmaps of the prior before and after training (averaged over folds)."""
+def prior_png(folds: Sequence[TrainedFold], emotions: Sequence[str]) -> bytes:
+    """Heatmaps of the prior before and after training (averaged over folds), as PNG bytes."""
     if folds[0].prior_initial is None:
-        fig, ax = plt.subplots(figsize=(5, 1.5))
+        fig = Figure(figsize=(5, 1.5))
+        ax = fig.subplots()
         ax.axis("off")
         ax.text(0.5, 0.5, "no prior layer (prior.init: none)", ha="center", va="center")
     else:
         before = np.mean([f.prior_initial for f in folds], axis=0)
         after = np.mean([f.prior_final for f in folds], axis=0)
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5), constrained_layout=True)
-        for ax, matrix, title in ((axes[0], before, "before training"), (axes[1], after, "after training")):
+        fig = Figure(figsize=(11, 5), layout="constrained")
+        for ax, matrix, title in zip(
+            fig.subplots(1, 2), (before, after), ("before training", "after training"), strict=True
+        ):
             image = ax.imshow(matrix, cmap="viridis")
             ax.set_title(f"prior W {title} (mean of {len(folds)} folds)")
             ax.set_xticks(range(len(emotions)), emotions, rotation=45, ha="right")
             ax.set_yticks(range(len(emotions)), emotions)
             for (i, j), value in np.ndenumerate(matrix):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < matrix.mean() else "black")
+                colour = "white" if value < matrix.mean() else "black"
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
             fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.savefig(path, dpi=100, metadata={"Software": None})  # no version stamp: same params, same bytes
-    plt.close(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})  # no version stamp: same bytes
+    return buffer.getvalue()

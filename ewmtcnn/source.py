@@ -1,8 +1,10 @@
-"""Getting Emotion6 into `data/`: from the official URL, a local zip or an extracted folder.
+"""Getting Emotion6 into `data/`: from the official URL (or a local copy of it named by
+$EMOTION6), a local zip or an extracted folder.
 
 Whatever the source, the archive is unpacked defensively, the table and every image are
 validated, and only then does the output folder appear (under its final name, in one rename).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +26,6 @@ from ewmtcnn.atomic import written
 from ewmtcnn.dataset import GROUND_TRUTH, IMAGE_DIR, image_lines, read_ground_truth
 from ewmtcnn.images import check_images
 
-OFFICIAL_URL = "http://chenlab.ece.cornell.edu/people/kuanchuan/publications/Emotion6.zip"
 README = "readme.txt"
 # Limits far above the real archive (1,989 members, 191 MB unpacked) and far below a zip bomb.
 MAX_MEMBERS = 20_000
@@ -33,9 +34,11 @@ MAX_RATIO = 200  # JPEGs barely compress; a member that inflates 200-fold is a b
 TIMEOUT_S = 60
 ATTEMPTS = 3
 CHUNK = 1 << 20
+# The environment variable that names a local copy of the archive at data.source's URL.
+LOCAL_COPY = "EMOTION6"
 LOCAL_HINT = (
-    "without network, point data.source at a local copy: "
-    "dvc exp run -S data.source=/path/to/Emotion6.zip (a .zip or an extracted Emotion6 folder)"
+    "without network, name a local copy (a .zip or an extracted Emotion6 folder) in the environment: "
+    f"{LOCAL_COPY}=/path/to/Emotion6.zip dvc repro"
 )
 
 
@@ -45,7 +48,9 @@ def sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def download(url: str, dest: Path, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT_S, backoff_s: float = 2.0) -> None:
+def download(
+    url: str, dest: Path, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT_S, backoff_s: float = 2.0
+) -> None:
     """Stream `url` to `dest` with a progress bar; retry network and server errors.
 
     Client errors (4xx) are not retried. A body shorter than its Content-Length is an error.
@@ -115,7 +120,9 @@ def extract(archive: Path, dest: Path, name: str | None = None) -> None:
             raise InputError(f"{name}: {len(members)} members, more than the {MAX_MEMBERS} allowed (zip bomb?)")
         unpacked = sum(m.file_size for m in members)
         if unpacked > MAX_UNPACKED_BYTES:
-            raise InputError(f"{name}: unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} allowed (zip bomb?)")
+            raise InputError(
+                f"{name}: unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} allowed (zip bomb?)"
+            )
         names: set[str] = set()
         files = {m.filename for m in members if not m.is_dir()}
         for member in members:
@@ -149,28 +156,58 @@ def find_root(tree: Path, origin: str) -> Path:
     candidates += sorted(p.parent for p in tree.glob(f"*/{GROUND_TRUTH}") if p.is_file())
     if len(candidates) != 1:
         found = "none" if not candidates else ", ".join(str(c.relative_to(tree)) for c in candidates)
-        raise InputError(f"{origin}: expected one {GROUND_TRUTH} at the top or one folder down (the Emotion6 layout); found {found}")
+        raise InputError(
+            f"{origin}: expected one {GROUND_TRUTH} at the top or one folder down (the Emotion6 layout); found {found}"
+        )
     return candidates[0]
 
 
-def fetch(source: str, expected_sha256: str, out: Path) -> int:
+def is_url(source: str) -> bool:
+    """Whether data.source is to be downloaded, rather than read from this machine."""
+    return re.match(r"^https?://", source) is not None
+
+
+def local_copy(source: str, copy: str | None) -> Path | None:
+    """The local copy to use instead of downloading `source`: `copy` (the value of $EMOTION6),
+    when `source` is an http(s) URL and `copy` is set; None otherwise."""
+    if not copy or not is_url(source):
+        return None
+    path = Path(copy).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"{LOCAL_COPY}={copy}: no such file or folder; set it to a local Emotion6.zip or an "
+            f"extracted Emotion6 folder, or unset it to download {source}"
+        )
+    return path
+
+
+def fetch(source: str, expected_sha256: str, out: Path, *, copy: str | None = None) -> int:
     """Bring Emotion6 from `source` into `out`, validated; returns the number of images.
 
-    `source` is an http(s) URL, a local .zip, or an extracted Emotion6 folder. When
-    `expected_sha256` is set the archive must match it; otherwise its hash is printed.
+    `source` is an http(s) URL, a local .zip, or an extracted Emotion6 folder. A URL is not
+    downloaded when `copy` (the value of $EMOTION6) names a local copy of it, .zip or folder.
+    When `expected_sha256` is set the archive must match it; otherwise its hash is printed.
     """
-    is_url = re.match(r"^https?://", source) is not None
+    mirror = local_copy(source, copy)
+    if mirror is not None:
+        # The copy stands for the URL; errors name the copy, which is what the user can fix.
+        note = ""
+        if mirror.is_dir() and expected_sha256:
+            note, expected_sha256 = " (a folder: data.sha256 cannot be checked)", ""
+        print(f"using the local copy {mirror} of {source}{note}")
+        source = str(mirror)
+    url = is_url(source)
     local = Path(source).expanduser()
-    if not is_url and not local.exists():
+    if not url and not local.exists():
         raise InputError(f"data.source {source!r} is neither an http(s) URL nor an existing .zip file or folder")
-    if not is_url and local.is_dir() and expected_sha256:
+    if not url and local.is_dir() and expected_sha256:
         raise InputError(f"data.sha256 pins an archive, but data.source {source!r} is a folder; clear data.sha256")
     with written(out, directory=True) as staging:
-        if local.is_dir() and not is_url:
+        if local.is_dir() and not url:
             root, move = local, False
         else:
             archive = local
-            if is_url:
+            if url:
                 archive = staging / ".download.zip"
                 download(source, archive)
             digest = sha256(archive)
@@ -179,7 +216,7 @@ def fetch(source: str, expected_sha256: str, out: Path) -> int:
             if not expected_sha256:
                 print(f"SHA-256 of {source}: {digest} (set data.sha256 to pin it)")
             extract(archive, staging / ".archive", source)
-            if is_url:
+            if url:
                 archive.unlink()
             root, move = find_root(staging / ".archive", source), True
         try:

@@ -3,6 +3,7 @@
 Row i of W says how much each logit contributes to output i, so a wheel prior lets
 neighbouring emotions on the wheel lend each other evidence.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,23 @@ from ewmtcnn.dataset import EMOTIONS
 
 #: Mikels' eight emotions, clockwise: neighbours in this tuple are neighbours on the wheel.
 MIKELS_WHEEL: tuple[str, ...] = (
-    "fear", "sadness", "disgust", "anger", "amusement", "contentment", "awe", "excitement",
+    "fear",
+    "sadness",
+    "disgust",
+    "anger",
+    "amusement",
+    "contentment",
+    "awe",
+    "excitement",
 )
 #: Where each Emotion6 emotion sits on the wheel (as in the paper: joy -> amusement, surprise -> awe).
 ON_WHEEL: dict[str, str] = {
-    "anger": "anger", "disgust": "disgust", "fear": "fear",
-    "joy": "amusement", "sadness": "sadness", "surprise": "awe",
+    "anger": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "joy": "amusement",
+    "sadness": "sadness",
+    "surprise": "awe",
 }
 #: The prior layer's initialisations (`none`: no prior layer at all).
 INITS: tuple[str, ...] = ("none", "original", "eye", "rand", "corr", "corr_softmax", "corr_log_softmax")
@@ -51,7 +63,9 @@ def wheel_prior(emotions: Sequence[str] = EMOTIONS, sigma: float = SIGMA) -> np.
         raise InputError(f"sigma must be positive; found {sigma}")
     unknown = [e for e in emotions if e not in ON_WHEEL]
     if unknown:
-        raise InputError(f"{', '.join(map(repr, unknown))} not on the emotion wheel; expected some of {', '.join(ON_WHEEL)}")
+        raise InputError(
+            f"{', '.join(map(repr, unknown))} not on the emotion wheel; expected some of {', '.join(ON_WHEEL)}"
+        )
     d = np.array([[wheel_distance(ON_WHEEL[a], ON_WHEEL[b]) for b in emotions] for a in emotions], dtype=np.float64)
     w = np.exp(-(d**2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
     return w / w.sum(axis=1, keepdims=True)
@@ -64,7 +78,10 @@ def correlation_prior(probabilities: np.ndarray) -> np.ndarray:
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or probabilities.shape[0] < 2:
-        raise InputError(f"emotion probabilities must be a 2-D (images, emotions) array with at least 2 images; found shape {probabilities.shape}")
+        raise InputError(
+            "emotion probabilities must be a 2-D (images, emotions) array with at least 2 images; "
+            f"found shape {probabilities.shape}"
+        )
     if not np.isfinite(probabilities).all():
         raise InputError("emotion probabilities contain NaN or infinite values")
     # Checked before np.corrcoef, which would only warn and return NaN.
@@ -87,7 +104,9 @@ def _linear_default(n: int, seed: int) -> np.ndarray:
     return weight.double().numpy()
 
 
-def prior_matrix(init: str, *, sigma: float, probabilities: np.ndarray | None, neutral: bool, seed: int) -> np.ndarray | None:
+def prior_matrix(
+    init: str, *, sigma: float, probabilities: np.ndarray | None, neutral: bool, seed: int
+) -> np.ndarray | None:
     """The initial W of the prior layer (float64), or None for `none` (no prior layer).
 
     `probabilities` are the six emotion-probability columns of the training images only
@@ -109,7 +128,9 @@ def prior_matrix(init: str, *, sigma: float, probabilities: np.ndarray | None, n
         if probabilities is None:
             raise InputError(f"prior init {init!r} needs the training images' emotion probabilities; none were given")
         if np.ndim(probabilities) != 2 or np.shape(probabilities)[1] != n:
-            raise InputError(f"prior init {init!r} needs the {n} emotion-probability columns; found shape {np.shape(probabilities)}")
+            raise InputError(
+                f"prior init {init!r} needs the {n} emotion-probability columns; found shape {np.shape(probabilities)}"
+            )
         block = correlation_prior(probabilities)
         if init == "corr_softmax":
             block = softmax(block, axis=1)

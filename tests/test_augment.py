@@ -1,4 +1,5 @@
 """Training views: crop boxes follow RandomResizedCrop's law; rendering matches torchvision."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,5 +1,6 @@
 """The whole pipeline on synthetic data with a random-init backbone, as users drive it:
 `dvc repro`, `dvc exp run -S prior.init=eye`, `dvc metrics diff`, a forced rerun, one fold alone."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,21 @@ import pytest
 from scipy.spatial import distance
 from scipy.special import rel_entr
 
-from conftest import write_emotion6, zip_folder
 from dvcrepo import STAGES, Repo, make_repo, ran
 from ewmtcnn import layout
+from support import write_emotion6, zip_folder
 
-PARAMS = dict(data__sha256="", data__label="dominant", data__neutral="drop", preprocess__size=224,
-              split__folds=3, split__seed=0, model__pretrained=False, train__epochs=3, train__batch_size=8)
+PARAMS = dict(
+    data__sha256="",
+    data__label="dominant",
+    data__neutral="drop",
+    preprocess__size=224,
+    split__folds=3,
+    split__seed=0,
+    model__pretrained=False,
+    train__epochs=3,
+    train__batch_size=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +50,13 @@ def test_repro_writes_metrics_predictions_and_plots(pipeline: Repo) -> None:
         assert all(set(v) == {"mean", "std"} for v in summary[part].values())
     predictions = pd.read_csv(root / layout.PREDICTIONS)
     emotions = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
-    assert list(predictions.columns) == ["image", "fold", "label", *(f"true_{e}" for e in emotions),
-                                         *(f"pred_{e}" for e in emotions)]
+    assert list(predictions.columns) == [
+        "image",
+        "fold",
+        "label",
+        *(f"true_{e}" for e in emotions),
+        *(f"pred_{e}" for e in emotions),
+    ]
     assert len(predictions) == 36 and predictions["image"].is_unique
     assert np.allclose(predictions[[f"pred_{e}" for e in emotions]].sum(axis=1), 1)
     curve = pd.read_csv(root / layout.LEARNING_CURVE)
@@ -64,9 +79,9 @@ def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> N
         argmax = np.asarray([c.removeprefix("pred_") for c in pred])[q.argmax(axis=1)]
         per_fold["acc"].append(float(np.mean(argmax == fold["label"].to_numpy())))
         per_fold["kl"].append(float(rel_entr(p, q).sum(axis=1).mean()))
-        per_fold["chebyshev"].append(float(np.mean([distance.chebyshev(a, b) for a, b in zip(p, q)])))
-        per_fold["canberra"].append(float(np.mean([distance.canberra(a, b) for a, b in zip(p, q)])))
-        per_fold["cosine"].append(float(np.mean([1 - distance.cosine(a, b) for a, b in zip(p, q)])))
+        per_fold["chebyshev"].append(float(np.mean([distance.chebyshev(a, b) for a, b in zip(p, q, strict=True)])))
+        per_fold["canberra"].append(float(np.mean([distance.canberra(a, b) for a, b in zip(p, q, strict=True)])))
+        per_fold["cosine"].append(float(np.mean([1 - distance.cosine(a, b) for a, b in zip(p, q, strict=True)])))
     for measure, values in per_fold.items():
         assert summary["test"][measure]["mean"] == pytest.approx(np.mean(values), rel=1e-9)
         assert summary["test"][measure]["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9, abs=1e-12)

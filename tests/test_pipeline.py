@@ -1,5 +1,6 @@
 """The data stages of the DVC pipeline (`dvc repro split`), on synthetic data, in a throwaway
 git + DVC repository."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, files_under, table_rows, write_emotion6, zip_folder
 from dvcrepo import DATA_STAGES, Repo, make_repo, ran, skipped
 from ewmtcnn import layout
 from ewmtcnn.images import square
+from support import REPO, files_under, table_rows, write_emotion6, zip_folder
 
-SIZE = 32
+SIZE = 224
 PER_EMOTION = 10  # 10 images of each emotion: 5 folds of 2
 PARAMS = dict(data__sha256="", data__label="dominant", preprocess__size=SIZE, split__folds=5, split__seed=0)
 OUTPUTS = (layout.RAW / "ground_truth.txt", layout.IMAGES, layout.LABELS, layout.FOLDS)
@@ -127,8 +128,16 @@ def test_layout_paths_are_the_declared_outs() -> None:
         "split": [layout.FOLDS.as_posix()],
         "features": [layout.FEATURES.as_posix()],
         "train": [layout.TRAINED.as_posix()],
-        "evaluate": [p.as_posix() for p in (layout.PREDICTIONS, layout.FOLD_METRICS, layout.LEARNING_CURVE,
-                                            layout.CONFUSION, layout.PRIOR_PLOT)],
+        "evaluate": [
+            p.as_posix()
+            for p in (
+                layout.PREDICTIONS,
+                layout.FOLD_METRICS,
+                layout.LEARNING_CURVE,
+                layout.CONFUSION,
+                layout.PRIOR_PLOT,
+            )
+        ],
         "final": [layout.FINAL.as_posix()],
     }
     assert [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]] == [layout.METRICS.as_posix()]
@@ -138,7 +147,7 @@ def test_layout_paths_are_the_declared_outs() -> None:
     assert layout.LABELS.as_posix() in deps["split"]
     assert layout.IMAGES.as_posix() in deps["features"]
     assert {layout.FEATURES.as_posix(), layout.FOLDS.as_posix(), layout.LABELS.as_posix()} <= set(deps["train"])
+    # Training reads the features stage's output (features, or the store when fine-tuning), never the store itself.
+    assert layout.IMAGES.as_posix() not in deps["train"] + deps["final"]
     assert layout.TRAINED.as_posix() in deps["evaluate"]
     assert {layout.FEATURES.as_posix(), layout.LABELS.as_posix()} <= set(deps["final"])
-    # Stages read parameters from DVC's default params file.
-    assert layout.PARAMS == Path("params.yaml")

@@ -6,6 +6,7 @@ The main repository uses the offline ImageNet EfficientNet-Lite0: a random-init 
 every synthetic image to nearly the same features (about 1e-8 apart), too alike for a check
 that predictions follow the pipeline's own features to tell anything apart.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,26 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import write_emotion6, zip_folder
 from dvcrepo import Repo, make_repo
-from ewmtcnn import dataset, layout, models, predict, training
+from ewmtcnn import dataset, features, layout, predict, training
+from ewmtcnn.checkpoint import load_final
 from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
 from ewmtcnn.images import square
+from ewmtcnn.inputs import CachedFeatures
 from ewmtcnn.models import EmotionNet
+from support import write_emotion6, zip_folder
 
 PER_EMOTION = 4
 EPOCHS = 3
-PARAMS = dict(data__sha256="", data__label="dominant", data__neutral="drop", preprocess__size=224,
-              model__pretrained=True, train__epochs=EPOCHS, train__batch_size=8)
+PARAMS = dict(
+    data__sha256="",
+    data__label="dominant",
+    data__neutral="drop",
+    preprocess__size=224,
+    model__pretrained=True,
+    train__epochs=EPOCHS,
+    train__batch_size=8,
+)
 #: Two of the synthetic archive's JPEGs, as the repository holds them after `download`.
 IMAGES = ("data/raw/Emotion6/images/joy/1.jpg", "data/raw/Emotion6/images/anger/2.jpg")
 TAB_RED = (214, 39, 40)  # the dominant emotion's bar
@@ -41,7 +51,9 @@ TAB_RED = (214, 39, 40)  # the dominant emotion's bar
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """A repository in which `dvc repro final` has run on a synthetic Emotion6.zip."""
     tmp = tmp_path_factory.mktemp("predict")
-    archive = zip_folder(write_emotion6(tmp / "src" / "Emotion6", per_emotion=PER_EMOTION, seed=7), tmp / "Emotion6.zip")
+    archive = zip_folder(
+        write_emotion6(tmp / "src" / "Emotion6", per_emotion=PER_EMOTION, seed=7), tmp / "Emotion6.zip"
+    )
     repo = make_repo(tmp, **PARAMS, data__source=str(archive))
     repo.dvc("repro", "final")
     return repo
@@ -78,11 +90,18 @@ def as_json(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_final_is_trained_on_every_image_without_the_folds(trained: Repo) -> None:
-    final = training.load_final(trained.root / layout.FINAL)
+    final = load_final(trained.root / layout.FINAL)
     assert final.images == len(dataset.read_labels(trained.root / layout.LABELS)) == 6 * PER_EMOTION
     assert [epoch["epoch"] for epoch in final.history] == list(range(1, EPOCHS + 1))
-    assert (final.outputs, final.size, final.backbone, final.pretrained, final.finetune, final.head,
-            final.prior_init) == (EMOTIONS, 224, "efficientnet_lite0", True, False, "direct", "original")
+    assert (
+        final.outputs,
+        final.size,
+        final.backbone,
+        final.pretrained,
+        final.finetune,
+        final.head,
+        final.prior_init,
+    ) == (EMOTIONS, 224, "efficientnet_lite0", True, False, "direct", "original")
     assert set(final.state) == {"fc.weight", "fc.bias", "prior.weight"}  # the head: features come from the backbone
     lock = yaml.safe_load((trained.root / "dvc.lock").read_text())
     assert [out["path"] for out in lock["stages"]["final"]["outs"]] == [layout.FINAL.as_posix()]
@@ -93,11 +112,15 @@ def test_bad_files_fail_alone_and_the_others_are_predicted(trained: Repo, tmp_pa
     missing = tmp_path / "missing.jpg"
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("not a picture\n")
-    result = run_predict(trained, IMAGES[0], missing, not_image, IMAGES[1])
+    huge = tmp_path / "huge.png"  # 144 megapixels, a few kB on disk: a decompression bomb
+    Image.new("1", (12_000, 12_000)).save(huge)
+    result = run_predict(trained, IMAGES[0], missing, not_image, huge, IMAGES[1])
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert str(missing) in errors[0] and str(not_image) in errors[1]
+    assert str(huge) in errors[2] and "144.0 megapixels" in errors[2]
+    assert "Warning" not in result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(": ")[0] for line in lines] == list(IMAGES)
@@ -116,16 +139,18 @@ def test_json_gives_each_distribution_and_its_dominant_emotion(as_json: tuple[li
         assert record["dominant"] == max(record["distribution"], key=record["distribution"].get)
 
 
-def test_prediction_equals_the_pipelines_own_for_a_dataset_image(trained: Repo, as_json: tuple[list[dict], Path]) -> None:
+def test_prediction_equals_the_pipelines_own_for_a_dataset_image(
+    trained: Repo, as_json: tuple[list[dict], Path]
+) -> None:
     """Decoding, cropping and the rebuilt backbone give the features the pipeline computed: the
     final model's head on data/features.npy predicts what the command printed."""
     root = trained.root
-    final = training.load_final(root / layout.FINAL)
-    features = np.load(root / layout.FEATURES)
+    final = load_final(root / layout.FINAL)
+    pooled = np.load(root / layout.FEATURES)
     rows = dataset_rows(root)
-    head = EmotionNet(features.shape[1], len(final.outputs), final.head, final.prior_initial, True)
+    head = EmotionNet(pooled.shape[1], len(final.outputs), final.head, final.prior_initial, True)
     head.load_state_dict(final.state)
-    expected = training.predict(head, training.CachedFeatures(features), rows, 8, torch.device("cpu"))
+    expected = training.predict(head, CachedFeatures(pooled), rows, 8, torch.device("cpu"))
     printed = np.array([[r["distribution"][e] for e in EMOTIONS] for r in as_json[0]])
     assert np.abs(expected[0] - expected[1]).max() > 1e-4  # the two images differ by far more than the tolerance
     np.testing.assert_allclose(printed, expected, rtol=0, atol=1e-6)
@@ -141,8 +166,9 @@ def test_plot_is_a_png_of_one_wheel_per_image(as_json: tuple[list[dict], Path]) 
     assert not [p for p in out.parent.iterdir() if p != out]  # written atomically: no temporary left
 
 
-def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(trained: Repo, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(
+    trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """With neutral kept the model has seven outputs; a random-init backbone is rebuilt as the
     features stage drew it (compared relative to the features' tiny scale)."""
     variant = Repo(shutil.copytree(trained.root, tmp_path / "variant", symlinks=True), tmp_path / "home")
@@ -150,17 +176,18 @@ def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(trained: Re
     variant.dvc("repro", "final")
     seven = variant.root / layout.FINAL
 
-    status, out, _ = predict_here(trained.root, IMAGES[0], "--model", str(seven), "--json", "--plot",
-                                  str(tmp_path / "seven.png"), capsys=capsys)
+    status, out, _ = predict_here(
+        trained.root, IMAGES[0], "--model", str(seven), "--json", "--plot", str(tmp_path / "seven.png"), capsys=capsys
+    )
     assert status == 0
     [record] = json.loads(out)
     assert list(record["distribution"]) == list(DISTRIBUTION)
     assert sum(record["distribution"].values()) == pytest.approx(1, abs=1e-9)
     assert (tmp_path / "seven.png").read_bytes().startswith(b"\x89PNG")
-    predictor = predict.Predictor(training.load_final(seven), seven)
+    predictor = predict.Predictor(load_final(seven), seven)
     assert predictor.features is not None
     image = square(trained.root / IMAGES[0], 224)[None]
-    rebuilt = models.extract_features(predictor.features, image, predictor.mean, predictor.std)[0]
+    rebuilt = features.extract(predictor.features, image, predictor.backbone)[0]
     stored = np.load(variant.root / layout.FEATURES)[dataset_rows(variant.root)[0]]
     assert np.linalg.norm(rebuilt - stored) < 1e-4 * np.linalg.norm(stored)  # another seed's: about 1
 
@@ -171,7 +198,9 @@ def test_missing_model_says_how_to_train_it(trained: Repo, tmp_path: Path, capsy
     assert err.startswith(f"error: {layout.FINAL}:") and "dvc repro final" in err
 
 
-def test_a_real_emotion6_image(trained: Repo, real_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_real_emotion6_image(
+    trained: Repo, real_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A real picture goes through (the synthetic model's figures themselves mean nothing)."""
     image = tmp_path / "real.jpg"
     if real_archive.is_dir():

@@ -1,18 +1,25 @@
 """Preprocessing: square crops (ewmtcnn.images), the image store, the labels table, the stage script."""
+
 from __future__ import annotations
 
 import random
+import re
+import shutil
+import struct
+import warnings
+import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import files_under, run_stage_script, table_rows, write_emotion6, write_params
 from ewmtcnn import InputError
 from ewmtcnn.dataset import DISTRIBUTION, labels_table, read_ground_truth
-from ewmtcnn.images import open_store, square, write_store
+from ewmtcnn.images import DISK_MARGIN, decode, open_store, square, write_store
+from support import files_under, run_stage_script, table_rows, write_emotion6, write_params
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -28,7 +35,7 @@ def thirds(width: int, height: int) -> np.ndarray:
     """Left and right thirds red, middle third blue (along the width), as an (H, W, 3) array."""
     pixels = np.zeros((height, width, 3), dtype=np.uint8)
     pixels[:, :] = RED
-    pixels[:, width // 3: 2 * width // 3] = BLUE
+    pixels[:, width // 3 : 2 * width // 3] = BLUE
     return pixels
 
 
@@ -125,7 +132,7 @@ def test_write_store_rows_follow_the_given_order(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         store[0, 0, 0, 0] = 1
     rows = [square(root / "images" / name, 32) for name in order]
-    for i, (name, expected) in enumerate(zip(order, rows)):
+    for i, (name, expected) in enumerate(zip(order, rows, strict=True)):
         assert np.array_equal(store[i], expected), f"row {i} is not {name}"
     # The synthetic images are distinct noise, so the comparison above pins the order.
     assert len({row.tobytes() for row in rows}) == 18
@@ -145,6 +152,117 @@ def test_write_store_failure_leaves_nothing(tmp_path: Path) -> None:
 def test_open_store_missing_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"dvc repro preprocess"):
         open_store(tmp_path / "images.npy")
+
+
+@pytest.mark.parametrize(
+    ("array", "problem"),
+    [
+        (np.zeros((2, 3, 8, 8), np.float32), "holds float32 values, not uint8"),
+        (np.zeros((2, 8, 8), np.uint8), "has 3 dimension(s), shape (2, 8, 8), not 4"),
+        (np.zeros((2, 1, 8, 8), np.uint8), "shape (2, 1, 8, 8) is not (N, 3, S, S)"),
+        (np.zeros((2, 3, 8, 6), np.uint8), "shape (2, 3, 8, 6) is not (N, 3, S, S)"),
+    ],
+    ids=["float32", "3-d", "one-channel", "not-square"],
+)
+def test_open_store_refuses_a_foreign_array(array: np.ndarray, problem: str, tmp_path: Path) -> None:
+    path = tmp_path / "images.npy"
+    np.save(path, array)
+    with pytest.raises(InputError) as info:
+        open_store(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {problem}") and message.endswith("rerun `dvc repro preprocess`"), message
+
+
+def test_open_store_refuses_a_truncated_store(tmp_path: Path) -> None:
+    root = write_emotion6(tmp_path / "Emotion6", per_emotion=1)
+    out = tmp_path / "images.npy"
+    write_store(root, list(read_ground_truth(root)["image"]), 32, out)
+    out.write_bytes(out.read_bytes()[:-100])
+    with pytest.raises(InputError, match=rf"^{re.escape(str(out))}: unreadable \.npy file: .*dvc repro preprocess"):
+        open_store(out)
+
+
+# --- refusing what would exhaust memory or disk ---------------------------------------------
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG of a few bytes whose header claims width x height 1-bit pixels; its pixel data is a
+    stub that cannot be decoded, so only a refusal based on the header gives a size error."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "detail"),
+    [
+        (7000, 7000, "7000x7000 = 49.0 megapixels"),  # over our limit, under Pillow's
+        (12000, 12000, "144.0 megapixels"),  # over Pillow's limit: its DecompressionBombWarning
+        (20000, 20000, "400.0 megapixels"),  # over twice Pillow's limit: its DecompressionBombError
+    ],
+    ids=["7000", "12000", "20000"],
+)
+def test_oversized_image_is_refused_from_its_header(width: int, height: int, detail: str, tmp_path: Path) -> None:
+    path = png_header(tmp_path / "huge.png", width, height)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError) as info:
+            decode(path)
+    assert str(info.value) == f"{path}: image too large ({detail}); at most 40 megapixels are decoded"
+    assert not caught, "Pillow's warning must become the error, not be printed"
+
+
+def test_stub_header_under_the_limit_is_a_decoding_error(tmp_path: Path) -> None:
+    """The control for the test above: a small size passes the check and fails at the pixel data."""
+    path = png_header(tmp_path / "small.png", 64, 48)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: cannot be decoded as an image"):
+        decode(path)
+
+
+class FakeUsage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+def test_write_store_refuses_a_disk_without_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_emotion6(tmp_path / "Emotion6", per_emotion=3)
+    images = list(read_ground_truth(root)["image"])
+    asked: list[Path] = []
+
+    def usage(path: Path) -> FakeUsage:
+        asked.append(Path(path))
+        return FakeUsage(total=1 << 40, used=0, free=60 * 1024**2)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    out = tmp_path / "data" / "prepared" / "images.npy"
+    before = files_under(tmp_path)
+    # 18 images x 3 x 1024 x 1024 bytes = 54 MiB: that fits in 60 MiB, but not with the margin.
+    with pytest.raises(InputError) as info:
+        write_store(root, images, 1024, out)
+    message = str(info.value)
+    assert message.startswith(f"{out}: needs 54.0 MiB (plus 100.0 MiB to spare), but only 60.0 MiB are free"), message
+    assert "lower preprocess.size" in message
+    assert asked == [tmp_path], "the nearest existing folder of the output is the one measured"
+    assert files_under(tmp_path) == before and not (tmp_path / "data").exists()
+
+
+def test_write_store_proceeds_with_just_enough_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_emotion6(tmp_path / "Emotion6", per_emotion=1)
+    images = list(read_ground_truth(root)["image"])
+    needed = len(images) * 3 * 32 * 32 + DISK_MARGIN
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: FakeUsage(total=1 << 40, used=0, free=needed))
+    write_store(root, images, 32, tmp_path / "images.npy")
+    assert open_store(tmp_path / "images.npy").shape == (6, 3, 32, 32)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: FakeUsage(total=1 << 40, used=0, free=needed - 1))
+    with pytest.raises(InputError, match="MiB are free"):
+        write_store(root, images, 32, tmp_path / "images.npy")
 
 
 def test_labels_table_columns_and_values(tmp_path: Path) -> None:
@@ -167,9 +285,12 @@ def test_labels_table_columns_and_values(tmp_path: Path) -> None:
 
 # --- the preprocess stage script --------------------------------------------------------
 
+STAGE_SIZE = 224  # the smallest the default backbone accepts
+
+
 def stage_dir(tmp_path: Path, per_emotion: int = 2) -> Path:
     write_emotion6(tmp_path / "data" / "raw" / "Emotion6", per_emotion=per_emotion)
-    write_params(tmp_path, preprocess={"size": 32})
+    write_params(tmp_path, preprocess={"size": STAGE_SIZE})
     return tmp_path
 
 
@@ -183,8 +304,8 @@ def test_preprocess_stage_writes_store_and_labels(tmp_path: Path) -> None:
     expected = [line.split("\t")[0] for line in table_rows(2)]
     assert labels["image"].tolist() == expected
     store = open_store(cwd / "data" / "prepared" / "images.npy")
-    assert store.shape == (12, 3, 32, 32) and store.dtype == np.uint8
-    assert np.array_equal(store[5], square(raw / "images" / expected[5], 32))
+    assert store.shape == (12, 3, STAGE_SIZE, STAGE_SIZE) and store.dtype == np.uint8
+    assert np.array_equal(store[5], square(raw / "images" / expected[5], STAGE_SIZE))
     assert files_under(cwd / "data" / "prepared") == {"images.npy", "labels.csv"}
     assert "12 images" in result.stdout
 
@@ -213,4 +334,3 @@ def test_preprocess_stage_rejects_tiny_size(tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error:") and "preprocess.size" in result.stderr
     assert not (cwd / "data" / "prepared").exists()
-

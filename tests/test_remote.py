@@ -7,6 +7,7 @@ DVC config and site-cache directories, stand in for the machines. Machine A runs
 and the `eye` variant and shares them; the other clones pull them, restore a variant from the
 run-cache, run variants on the parallel queue, and train the folds of one variant apart.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from conftest import write_emotion6, zip_folder
 from dvcrepo import STAGES, Repo, make_repo, ran
 from ewmtcnn import layout
+from support import write_emotion6, zip_folder
 from test_experiments import PARAMS  # the same small pipeline: 224 px, random init, 3 folds, 3 epochs
 
 UPSTREAM = {"download", "preprocess", "split", "features"}  # what a change of prior.* never reruns
@@ -56,8 +57,10 @@ def experiments(repo: Repo) -> dict[str, dict[str, Any]]:
         for exp in baseline.get("experiments") or []:
             for rev in exp["revs"]:
                 data = rev["data"]
-                found[rev["name"]] = {"params": data["params"]["params.yaml"]["data"],
-                                      "metrics": data["metrics"][str(layout.METRICS)]["data"]}
+                found[rev["name"]] = {
+                    "params": data["params"]["params.yaml"]["data"],
+                    "metrics": data["metrics"][str(layout.METRICS)]["data"],
+                }
     return found
 
 
@@ -92,17 +95,21 @@ def wait_for_queue(repo: Repo, timeout: float) -> str:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
     tmp = tmp_path_factory.mktemp("machines")
     archive = zip_folder(write_emotion6(tmp / "src" / "Emotion6", per_emotion=6, seed=5), tmp / "Emotion6.zip")
-    # The project, with a DVC remote in its committed .dvc/config, pushed to a bare git repository.
-    project = make_repo(tmp, **PARAMS, data__source=str(archive))
+    # The project, with a DVC remote in its committed .dvc/config, pushed to a bare git repository;
+    # data.source stays the official URL, as committed.
+    project = make_repo(tmp, **PARAMS)
     storage, origin = tmp / "dvc-remote", tmp / "origin.git"
     project.dvc("remote", "add", "-d", "storage", str(storage))
     project.run("git", "commit", "-q", "-am", "shared DVC remote")
     project.run("git", "init", "-q", "--bare", "-b", "main", origin)
     project.run("git", "push", "-q", origin, "main")
 
-    # Machine A: the baseline, its outputs and run-cache to the DVC remote, its lock to git.
+    # Machine A: the baseline from its local copy of the archive (EMOTION6), its outputs and
+    # run-cache to the DVC remote, its lock to git.
     a = clone(origin, "a")
+    a.env["EMOTION6"] = str(archive)
     assert ran(a.dvc("repro").stdout) == set(STAGES)
+    del a.env["EMOTION6"]
     a.dvc("push", "--run-cache")
     assert any((storage / "runs").rglob("*")), "no run-cache in the DVC remote"
     a.run("git", "add", "-A")
@@ -135,8 +142,9 @@ def queued(shared: Shared) -> Repo:
     finally:
         b.dvc("queue", "stop", check=False)  # idle workers also exit by themselves after 10 s
     for variant in QUEUED:
-        assert any(line.split()[1:2] == [variant] and "Success" in line for line in status.splitlines()), \
+        assert any(line.split()[1:2] == [variant] and "Success" in line for line in status.splitlines()), (
             f"{variant} did not succeed:\n{status}\n{b.dvc('queue', 'logs', variant, check=False).stdout}"
+        )
     pushed = b.dvc("exp", "push", "--run-cache", "origin", *QUEUED)
     assert "Pushed experiment" in pushed.stdout
     return b

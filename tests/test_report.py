@@ -1,17 +1,18 @@
 """From fold tables to the figures users read: learning curves, confusion, metrics report."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ewmtcnn import report
-from ewmtcnn.training import HISTORY
+from ewmtcnn import InputError, report
+from ewmtcnn.checkpoint import HISTORY, TrainedFold
 
 
-def fold(epochs: list[int], value: float, test: pd.DataFrame) -> report.TrainedFold:
+def fold(epochs: list[int], value: float, test: pd.DataFrame) -> TrainedFold:
     history = pd.DataFrame({"epoch": epochs, **{h: [value] * len(epochs) for h in HISTORY}})
-    return report.TrainedFold(history, test, test, None, None)
+    return TrainedFold(history, test, test, {}, None)
 
 
 def table(rows: list[tuple[str, list[float], list[float]]], fold_id: int = 0) -> pd.DataFrame:
@@ -45,3 +46,13 @@ def test_metrics_report_means_over_folds_and_pools_per_class_accuracy():
     # KL of fold b by hand: ln(1/0.9) for each image
     assert per_fold["test"][1]["kl"] == pytest.approx(np.log(1 / 0.9))
     assert summary["test_per_class_acc"] == {"anger": 0.5, "joy": 1.0}
+
+
+def test_out_of_fold_puts_every_image_once_in_the_labels_order():
+    a = table([("joy", [0, 1], [0.2, 0.8])], 0)
+    b = table([("anger", [1, 0], [0.4, 0.6])], 1).assign(image=["x/9.jpg"])
+    order = pd.Series(["x/9.jpg", "x/0.jpg"])
+    joined = report.out_of_fold([fold([1], 0, a), fold([1], 0, b)], order)
+    assert joined["image"].tolist() == ["x/9.jpg", "x/0.jpg"] and joined["fold"].tolist() == [1, 0]
+    with pytest.raises(InputError, match="do not cover every image exactly once"):
+        report.out_of_fold([fold([1], 0, a), fold([1], 0, a)], order)

@@ -3,6 +3,7 @@
 Each refused input must raise one InputError that names the problem and where it is, and leave
 nothing behind: no output folder, no temporary sibling, no file anywhere else.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,17 +21,23 @@ import zipfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
-from conftest import REPO, assert_refused, tree, zip_folder
 from ewmtcnn import InputError, source
 from ewmtcnn.dataset import EMOTIONS
 from ewmtcnn.source import download, extract, fetch
+from support import REPO, assert_refused, tree, zip_folder
 
-EXPECTED_FILES = {"ground_truth.txt", "readme.txt", "images", *(f"images/{e}" for e in EMOTIONS),
-                  *(f"images/{e}/{n}.jpg" for e in EMOTIONS for n in range(1, 6))}
+EXPECTED_FILES = {
+    "ground_truth.txt",
+    "readme.txt",
+    "images",
+    *(f"images/{e}" for e in EMOTIONS),
+    *(f"images/{e}/{n}.jpg" for e in EMOTIONS for n in range(1, 6)),
+}
 
 
 def with_member(archive: Path, info: zipfile.ZipInfo | str, data: bytes = b"x") -> Path:
@@ -54,19 +61,23 @@ def patch_entry(archive: Path, name: str, *, central: dict[int, bytes], local: d
         info = zf.getinfo(name)
     data = bytearray(archive.read_bytes())
     record = data.find(b"PK\x01\x02")
-    while data[record + 46: record + 46 + len(name)] != name.encode():  # the signature may occur in member data
+    while data[record + 46 : record + 46 + len(name)] != name.encode():  # the signature may occur in member data
         record = data.find(b"PK\x01\x02", record + 4)
         assert record != -1, f"no central-directory record for {name}"
     for offset, value in central.items():
-        data[record + offset: record + offset + len(value)] = value
+        data[record + offset : record + offset + len(value)] = value
     for offset, value in local.items():
-        data[info.header_offset + offset: info.header_offset + offset + len(value)] = value
+        data[info.header_offset + offset : info.header_offset + offset + len(value)] = value
     archive.write_bytes(bytes(data))
 
 
-def refused(data_source: Path | str, tmp_path: Path, out: Path, *fragments: str, sha: str = "") -> str:
-    """`fetch` must refuse `data_source` with every fragment in its message, leaving nothing behind."""
-    message = assert_refused(lambda: fetch(str(data_source), sha, out), tmp_path, *fragments)
+def refused(
+    data_source: Path | str, tmp_path: Path, out: Path, *fragments: str, sha: str = "", copy: Path | None = None
+) -> str:
+    """`fetch` must refuse `data_source` (or the local `copy` of it) with every fragment in its
+    message, leaving nothing behind."""
+    call = partial(fetch, str(data_source), sha, out, copy=None if copy is None else str(copy))
+    message = assert_refused(call, tmp_path, *fragments)
     assert not out.exists() and not (tmp_path / "data").exists(), "the output and the folders made for it must be gone"
     return message
 
@@ -159,7 +170,9 @@ def test_symlink_member_refused(emotion6_zip: Path, tmp_path: Path, raw_out: Pat
     refused(emotion6_zip, tmp_path, raw_out, "refusing member 'Emotion6/images/joy/link.jpg'", "symbolic link")
 
 
-@pytest.mark.parametrize("kind", [stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK], ids=["fifo", "chr", "blk", "sock"])
+@pytest.mark.parametrize(
+    "kind", [stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK], ids=["fifo", "chr", "blk", "sock"]
+)
 def test_special_file_member_refused(kind: int, emotion6_zip: Path, tmp_path: Path, raw_out: Path) -> None:
     with_member(emotion6_zip, member_info("Emotion6/pipe", kind | 0o644), b"")
     refused(emotion6_zip, tmp_path, raw_out, "refusing member 'Emotion6/pipe'", "special file")
@@ -174,7 +187,13 @@ def test_duplicate_member_refused(emotion6_zip: Path, tmp_path: Path, raw_out: P
 def test_member_under_a_file_refused(second: str, emotion6_zip: Path, tmp_path: Path, raw_out: Path) -> None:
     """A member that needs an existing file to be a folder (was an uncaught OSError)."""
     with_member(emotion6_zip, second, b"" if second.endswith("/") else b"x")
-    refused(emotion6_zip, tmp_path, raw_out, f"refusing member {second!r}", "lies under 'Emotion6/readme.txt', which is a file")
+    refused(
+        emotion6_zip,
+        tmp_path,
+        raw_out,
+        f"refusing member {second!r}",
+        "lies under 'Emotion6/readme.txt', which is a file",
+    )
 
 
 def test_file_after_its_own_contents_refused(tmp_path: Path, raw_out: Path) -> None:
@@ -221,7 +240,9 @@ def test_member_understating_its_size_refused(tmp_path: Path, raw_out: Path) -> 
     assert (dest / name).stat().st_size <= 100
 
 
-def test_total_unpacked_size_limit(monkeypatch: pytest.MonkeyPatch, emotion6_zip: Path, tmp_path: Path, raw_out: Path) -> None:
+def test_total_unpacked_size_limit(
+    monkeypatch: pytest.MonkeyPatch, emotion6_zip: Path, tmp_path: Path, raw_out: Path
+) -> None:
     monkeypatch.setattr(source, "MAX_UNPACKED_BYTES", 10_000)
     with zipfile.ZipFile(emotion6_zip) as zf:
         total = sum(m.file_size for m in zf.infolist())
@@ -288,7 +309,9 @@ def test_empty_sha256_prints_hash(emotion6_zip: Path, raw_out: Path, capsys: pyt
 
 
 @pytest.mark.parametrize("upper", [False, True], ids=["lower", "upper"])
-def test_matching_sha256_accepted(upper: bool, emotion6_zip: Path, raw_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_matching_sha256_accepted(
+    upper: bool, emotion6_zip: Path, raw_out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     actual = hashlib.sha256(emotion6_zip.read_bytes()).hexdigest()
     assert fetch(str(emotion6_zip), actual.upper() if upper else actual, raw_out) == 30
     assert tree(raw_out) == EXPECTED_FILES
@@ -296,8 +319,14 @@ def test_matching_sha256_accepted(upper: bool, emotion6_zip: Path, raw_out: Path
 
 
 def test_sha256_with_folder_source_refused(emotion6_dir: Path, tmp_path: Path, raw_out: Path) -> None:
-    refused(emotion6_dir, tmp_path, raw_out, f"data.source {str(emotion6_dir)!r} is a folder", "clear data.sha256",
-            sha="ab" * 32)
+    refused(
+        emotion6_dir,
+        tmp_path,
+        raw_out,
+        f"data.source {str(emotion6_dir)!r} is a folder",
+        "clear data.sha256",
+        sha="ab" * 32,
+    )
 
 
 # --- HTTP -----------------------------------------------------------------------------------
@@ -337,14 +366,15 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     monkeypatch.setitem(source.download.__kwdefaults__, "backoff_s", 0.0)
     root = tmp_path / "www"
     root.mkdir()
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
     handler = type("Handler", (Quiet,), {"hits": hits})
     with serve(partial(handler, directory=str(root))) as url:
         yield url, root, hits
 
 
-def test_source_kinds_give_the_same_output(emotion6_dir: Path, emotion6_zip: Path, tmp_path: Path,
-                                           served: tuple[str, Path, list[str]]) -> None:
+def test_source_kinds_give_the_same_output(
+    emotion6_dir: Path, emotion6_zip: Path, tmp_path: Path, served: tuple[str, Path, list[str]]
+) -> None:
     url, root, hits = served
     (root / "Emotion6.zip").write_bytes(emotion6_zip.read_bytes())
     outs = {kind: tmp_path / kind / "Emotion6" for kind in ("zip", "folder", "http")}
@@ -364,8 +394,15 @@ def test_source_kinds_give_the_same_output(emotion6_dir: Path, emotion6_zip: Pat
 def test_http_404_not_retried(served: tuple[str, Path, list[str]], tmp_path: Path, raw_out: Path) -> None:
     url, _, hits = served
     missing = f"{url}/nothing-here.zip"
-    message = refused(missing, tmp_path, raw_out, f"could not download {missing}", "HTTP 404", "after 1 attempt(s)",
-                      "point data.source at a local copy")
+    message = refused(
+        missing,
+        tmp_path,
+        raw_out,
+        f"could not download {missing}",
+        "HTTP 404",
+        "after 1 attempt(s)",
+        "EMOTION6=/path/to/Emotion6.zip dvc repro",
+    )
     assert hits == ["/nothing-here.zip"], "a client error must not be retried"
     assert message.count("could not download") == 1
 
@@ -377,18 +414,21 @@ def test_http_non_zip_body_refused(served: tuple[str, Path, list[str]], tmp_path
     refused(f"{url}/Emotion6.zip", tmp_path, raw_out, f"{url}/Emotion6.zip: not a readable zip archive")
 
 
-def test_http_wrong_sha256_refused(served: tuple[str, Path, list[str]], emotion6_zip: Path, tmp_path: Path,
-                                   raw_out: Path) -> None:
+def test_http_wrong_sha256_refused(
+    served: tuple[str, Path, list[str]], emotion6_zip: Path, tmp_path: Path, raw_out: Path
+) -> None:
     url, root, _ = served
     (root / "Emotion6.zip").write_bytes(emotion6_zip.read_bytes())
     actual = hashlib.sha256(emotion6_zip.read_bytes()).hexdigest()
-    refused(f"{url}/Emotion6.zip", tmp_path, raw_out, f"{url}/Emotion6.zip: SHA-256 is {actual}", "f" * 64, sha="f" * 64)
+    refused(
+        f"{url}/Emotion6.zip", tmp_path, raw_out, f"{url}/Emotion6.zip: SHA-256 is {actual}", "f" * 64, sha="f" * 64
+    )
 
 
 class Truncated(http.server.BaseHTTPRequestHandler):
     """Promises 1000 bytes more than it sends, then closes the connection (HTTP/1.0)."""
 
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.hits.append(self.path)
@@ -411,15 +451,23 @@ class Failing(Truncated):
 
 
 @pytest.mark.parametrize("handler", [Truncated, Failing], ids=["truncated", "server-error"])
-def test_http_failure_retried_then_refused(handler: type[Truncated], tmp_path: Path, raw_out: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_failure_retried_then_refused(
+    handler: type[Truncated], tmp_path: Path, raw_out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     monkeypatch.setitem(source.download.__kwdefaults__, "backoff_s", 0.0)
     monkeypatch.setattr(handler, "hits", [])
     with serve(handler) as url:
         expected = "connection closed after" if handler is Truncated else "HTTP 503"
-        refused(f"{url}/Emotion6.zip", tmp_path, raw_out, f"could not download {url}/Emotion6.zip", expected,
-                f"after {source.ATTEMPTS} attempt(s)", "point data.source at a local copy")
+        refused(
+            f"{url}/Emotion6.zip",
+            tmp_path,
+            raw_out,
+            f"could not download {url}/Emotion6.zip",
+            expected,
+            f"after {source.ATTEMPTS} attempt(s)",
+            "EMOTION6=/path/to/Emotion6.zip dvc repro",
+        )
     assert handler.hits == ["/Emotion6.zip"] * source.ATTEMPTS
 
 
@@ -427,9 +475,9 @@ def test_download_truncated_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     monkeypatch.setattr(Truncated, "hits", [])
     dest = tmp_path / "x.zip"
-    with serve(Truncated) as url:
-        with pytest.raises(InputError, match=r"could not download .*connection closed after .* bytes.*after 2 attempt\(s\)"):
-            download(f"{url}/x.zip", dest, attempts=2, backoff_s=0)
+    expected = r"could not download .*connection closed after .* bytes.*after 2 attempt\(s\)"
+    with serve(Truncated) as url, pytest.raises(InputError, match=expected):
+        download(f"{url}/x.zip", dest, attempts=2, backoff_s=0)
     assert len(Truncated.hits) == 2
     assert tree(tmp_path) == set()
 
@@ -440,21 +488,125 @@ def test_download_connection_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/x.zip"
-    expected = rf"could not download {re.escape(url)}: .*after 2 attempt\(s\)\); without network, point data.source at a local copy"
+    expected = (
+        rf"could not download {re.escape(url)}: .*after 2 attempt\(s\)\); without network, name a local copy "
+        r"\(a \.zip or an extracted Emotion6 folder\) in the environment: EMOTION6=/path/to/Emotion6\.zip dvc repro$"
+    )
     with pytest.raises(InputError, match=expected):
         download(url, tmp_path / "x.zip", attempts=2, backoff_s=0, timeout=5)
     assert tree(tmp_path) == set()
 
 
+# --- a local copy of the URL ($EMOTION6) ----------------------------------------------------
+
+
+def closed_port_url() -> str:
+    """A URL on a port nothing listens on: any attempt to download it fails."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/Emotion6.zip"
+
+
+@pytest.mark.parametrize("kind", ["zip", "folder"])
+def test_local_copy_replaces_the_download(
+    kind: str,
+    emotion6_dir: Path,
+    emotion6_zip: Path,
+    raw_out: Path,
+    served: tuple[str, Path, list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, _, hits = served
+    copy = emotion6_zip if kind == "zip" else emotion6_dir
+    assert fetch(f"{url}/Emotion6.zip", "", raw_out, copy=str(copy)) == 30
+    assert hits == [], "the URL must not be requested when a local copy is named"
+    assert tree(raw_out) == EXPECTED_FILES
+    for path in EXPECTED_FILES:
+        if (emotion6_dir / path).is_file():
+            assert (raw_out / path).read_bytes() == (emotion6_dir / path).read_bytes(), path
+    assert f"using the local copy {copy} of {url}/Emotion6.zip\n" in capsys.readouterr().out
+
+
+def test_local_copy_zip_is_checked_against_sha256(emotion6_zip: Path, tmp_path: Path, raw_out: Path) -> None:
+    actual = hashlib.sha256(emotion6_zip.read_bytes()).hexdigest()
+    url = closed_port_url()
+    refused(
+        url,
+        tmp_path,
+        raw_out,
+        f"{emotion6_zip}: SHA-256 is {actual}, but data.sha256 expects {'f' * 64}",
+        sha="f" * 64,
+        copy=emotion6_zip,
+    )
+    assert fetch(url, actual, raw_out, copy=str(emotion6_zip)) == 30
+
+
+def test_local_copy_folder_cannot_be_checked_against_sha256(
+    emotion6_dir: Path, raw_out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """data.sha256 pins the official archive; an extracted copy of it is accepted, with a note."""
+    url = closed_port_url()
+    assert fetch(url, "ab" * 32, raw_out, copy=str(emotion6_dir)) == 30
+    assert f"using the local copy {emotion6_dir} of {url} (a folder: data.sha256 cannot be checked)\n" in (
+        capsys.readouterr().out
+    )
+
+
+def test_local_copy_is_validated_like_data_source(emotion6_zip: Path, tmp_path: Path, raw_out: Path) -> None:
+    with_member(emotion6_zip, "Emotion6/../evil.txt", b"pwned\n")
+    refused(
+        closed_port_url(),
+        tmp_path,
+        raw_out,
+        f"{emotion6_zip}: refusing member 'Emotion6/../evil.txt'",
+        "path traversal",
+        copy=emotion6_zip,
+    )
+
+
+def test_missing_local_copy_refused(tmp_path: Path, raw_out: Path) -> None:
+    missing = tmp_path / "nowhere" / "Emotion6.zip"
+    url = closed_port_url()
+    refused(
+        url,
+        tmp_path,
+        raw_out,
+        f"EMOTION6={missing}: no such file or folder",
+        f"unset it to download {url}",
+        copy=missing,
+    )
+
+
+def test_local_copy_ignored_when_data_source_is_local(
+    emotion6_zip: Path, tmp_path: Path, raw_out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """data.source names a file itself: $EMOTION6 (here not even an existing path) plays no part."""
+    assert fetch(str(emotion6_zip), "", raw_out, copy=str(tmp_path / "nowhere")) == 30
+    assert "local copy" not in capsys.readouterr().out
+
+
 # --- the stage script -----------------------------------------------------------------------
 
 
-def run_download_stage(project: Path, data_source: str) -> subprocess.CompletedProcess[str]:
+def run_download_stage(
+    project: Path, data_source: str, local_copy: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The download stage in `project`, with $EMOTION6 set to `local_copy` (unset when None, as CI sets it)."""
     project.mkdir(parents=True, exist_ok=True)
     params = {"data": {"source": data_source, "sha256": "", "label": "dominant"}}
     (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    return subprocess.run([sys.executable, str(REPO / "stages" / "download.py")], cwd=project,
-                          capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k != "EMOTION6"}
+    if local_copy is not None:
+        env["EMOTION6"] = str(local_copy)
+    return subprocess.run(
+        [sys.executable, str(REPO / "stages" / "download.py")],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_stage_script_refuses_non_zip(tmp_path: Path) -> None:
@@ -479,8 +631,28 @@ def test_stage_script_refuses_bad_table(emotion6_dir: Path, tmp_path: Path) -> N
     result = run_download_stage(project, str(archive))
     assert result.returncode == 1, result.stderr
     # Progress bars may come first; the error is one message starting at a line of its own.
-    error = result.stderr[result.stderr.index("error: "):]
+    error = result.stderr[result.stderr.index("error: ") :]
     assert result.stderr[: result.stderr.index("error: ")].endswith(("\n", "\r")) or error == result.stderr
     assert "ground_truth.txt:3: image path 'disgust/../1.jpg'" in error
     assert "Traceback" not in result.stderr
+    assert sorted(os.listdir(project)) == ["params.yaml"]
+
+
+def test_stage_script_uses_the_local_copy_named_by_emotion6(emotion6_zip: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    url = closed_port_url()
+    result = run_download_stage(project, url, local_copy=emotion6_zip)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"using the local copy {emotion6_zip} of {url}"
+    assert tree(project / "data" / "raw" / "Emotion6") == EXPECTED_FILES
+    assert sorted(os.listdir(project / "data" / "raw")) == ["Emotion6"]
+
+
+def test_stage_script_refuses_a_missing_local_copy(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    missing = tmp_path / "nowhere.zip"
+    result = run_download_stage(project, closed_port_url(), local_copy=missing)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: EMOTION6={missing}: no such file or folder"), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert sorted(os.listdir(project)) == ["params.yaml"]

@@ -1,17 +1,22 @@
 """The loss, the targets, and one fold's training loop on small synthetic features."""
+
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from ewmtcnn import InputError, wheel
+from ewmtcnn import InputError, backbones, wheel
+from ewmtcnn.checkpoint import HISTORY
 from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
+from ewmtcnn.inputs import CachedFeatures, ImageViews, distributions
 from ewmtcnn.models import EmotionNet
-from ewmtcnn.training import CachedFeatures, Settings, distributions, loss, outputs, train_fold
+from ewmtcnn.training import loss, train_fold
+from ewmtcnn.variant import Settings, outputs
 
 
 def test_loss_is_the_weighted_sum_of_cross_entropy_and_summed_kl():
@@ -20,7 +25,15 @@ def test_loss_is_the_weighted_sum_of_cross_entropy_and_summed_kl():
     targets = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.25, 0.75]])
     q = [[math.exp(v) / sum(math.exp(u) for u in row) for v in row] for row in logits.tolist()]
     ce = -(math.log(q[0][0]) + math.log(q[1][2])) / 2
-    kl = sum(p * math.log(p / qq) for prow, qrow in zip(targets.tolist(), q) for p, qq in zip(prow, qrow) if p > 0) / 2
+    kl = (
+        sum(
+            p * math.log(p / qq)
+            for prow, qrow in zip(targets.tolist(), q, strict=True)
+            for p, qq in zip(prow, qrow, strict=True)
+            if p > 0
+        )
+        / 2
+    )
     assert loss(logits, classes, targets, 0.7).item() == pytest.approx(0.3 * ce + 0.7 * kl, rel=1e-6)
     assert loss(logits, classes, targets, 0.0).item() == pytest.approx(ce, rel=1e-6)
 
@@ -61,7 +74,9 @@ def problem():
     return features, targets, classes, np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
 
 
-SETTINGS = Settings(epochs=15, batch_size=16, lr_backbone=0.001, lr_head=0.05, momentum=0.9, weight_decay=5e-4, lam=0.7, seed=0)
+SETTINGS = Settings(
+    epochs=15, batch_size=16, lr_backbone=0.001, lr_head=0.05, momentum=0.9, weight_decay=5e-4, lam=0.7, seed=0
+)
 
 
 @pytest.mark.parametrize("freeze", [True, False])
@@ -72,7 +87,7 @@ def test_a_fold_learns_and_keeps_a_frozen_prior(problem, freeze):
     model = EmotionNet(16, 6, "direct", prior, freeze, None)
     result = train_fold(model, CachedFeatures(features), targets, classes, train_idx, test_idx, SETTINGS)
     history = result.history
-    assert list(history["epoch"]) == list(range(1, 16))
+    assert list(history["epoch"]) == list(range(1, 16)) and tuple(history.columns) == ("epoch", *HISTORY)
     assert history["test_kl"].iloc[-1] < history["test_kl"].iloc[0]
     assert history["test_acc"].iloc[-1] > 0.9  # separable classes
     assert result.test.shape == (len(test_idx), 6) and result.train.shape == (len(train_idx), 6)
@@ -93,20 +108,32 @@ def test_same_seed_same_fold_result(problem):
 
 def test_fine_tuning_trains_the_backbone_on_image_views():
     """train.finetune: the whole network learns from random views of the uint8 store."""
-    from ewmtcnn.models import build_backbone, normalisation
-    from ewmtcnn.training import ImageViews
-
     rng = np.random.default_rng(0)
     store = rng.integers(0, 256, (10, 3, 232, 232), dtype=np.uint8)
     classes = np.arange(10) % 6
     targets = np.eye(6)[classes] * 0.9 + 0.1 / 6
     torch.manual_seed(0)
-    backbone, dim = build_backbone("efficientnet_lite0", pretrained=False)
-    model = EmotionNet(dim, 6, "direct", wheel.wheel_prior(), True, backbone)
+    lite0 = backbones.get("efficientnet_lite0")
+    model = EmotionNet(lite0.features, 6, "direct", wheel.wheel_prior(), True, lite0.build(False, None))
     before = model.backbone._conv_stem.weight.detach().clone()
-    settings = Settings(epochs=1, batch_size=4, lr_backbone=0.01, lr_head=0.01, momentum=0.9, weight_decay=0, lam=0.7, seed=0)
-    result = train_fold(model, ImageViews(store, *normalisation("efficientnet_lite0")), targets, classes,
-                        np.arange(8), np.arange(8, 10), settings)
+    settings = Settings(
+        epochs=1, batch_size=4, lr_backbone=0.01, lr_head=0.01, momentum=0.9, weight_decay=0, lam=0.7, seed=0
+    )
+    result = train_fold(model, ImageViews(store, lite0), targets, classes, np.arange(8), np.arange(8, 10), settings)
     assert len(result.history) == 1 and np.isfinite(result.history.to_numpy()).all()
     assert result.test.shape == (2, 6) and result.train.shape == (8, 6)
     assert not torch.equal(model.backbone._conv_stem.weight.detach().cpu(), before)
+
+
+@pytest.mark.parametrize("lr", [1e6, 1e30])
+def test_a_diverging_run_stops_with_an_error_naming_the_learning_rate(problem, lr):
+    """A huge step sends the logits to extremes: a NaN loss, or a probability of exactly 0
+    (an infinite KL), is refused instead of written."""
+    features, targets, classes, train_idx, test_idx = problem
+    torch.manual_seed(0)
+    model = EmotionNet(16, 6, "direct", None, True, None)
+    settings = Settings(
+        epochs=5, batch_size=16, lr_backbone=0, lr_head=lr, momentum=0.9, weight_decay=0, lam=0.7, seed=0
+    )
+    with pytest.raises(InputError, match=re.escape(f"training diverged; lower train.lr_head (now {lr:g})")):
+        train_fold(model, CachedFeatures(features * 100), targets, classes, train_idx, test_idx, settings)

@@ -1,8 +1,11 @@
 """The emotion wheel and the prior layer's initial matrices (ewmtcnn.wheel).
 
-The expected wheel prior is the table of the paper/reference (REFERENCE.md section 1), not
-output of this code; other expectations are worked out by hand or by numpy/PyTorch directly.
+The expected wheel prior is the 6x6 matrix worked out, to 6 decimals and independently of this
+code, from the paper's definition (a Gaussian of the steps between two emotions on Mikels'
+wheel, sigma 0.6, rows normalised); other expectations are worked out by hand or by
+numpy/PyTorch directly.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,47 +22,56 @@ from ewmtcnn.dataset import EMOTIONS, read_ground_truth
 from ewmtcnn.wheel import INITS, correlation_prior, prior_matrix, wheel_distance, wheel_prior
 
 # Rows and columns in Emotion6 order: anger, disgust, fear, joy, sadness, surprise.
-PAPER_PRIOR = np.array([
-    [0.665523, 0.165950, 0.000002, 0.165950, 0.002573, 0.000002],
-    [0.165525, 0.663818, 0.002566, 0.002566, 0.165525, 0.000000],
-    [0.000003, 0.003075, 0.795489, 0.000000, 0.198357, 0.003075],
-    [0.198357, 0.003075, 0.000000, 0.795489, 0.000003, 0.003075],
-    [0.002573, 0.165950, 0.165950, 0.000002, 0.665523, 0.000002],
-    [0.000004, 0.000000, 0.003836, 0.003836, 0.000004, 0.992320],
-])
+PAPER_PRIOR = np.array(
+    [
+        [0.665523, 0.165950, 0.000002, 0.165950, 0.002573, 0.000002],
+        [0.165525, 0.663818, 0.002566, 0.002566, 0.165525, 0.000000],
+        [0.000003, 0.003075, 0.795489, 0.000000, 0.198357, 0.003075],
+        [0.198357, 0.003075, 0.000000, 0.795489, 0.000003, 0.003075],
+        [0.002573, 0.165950, 0.165950, 0.000002, 0.665523, 0.000002],
+        [0.000004, 0.000000, 0.003836, 0.003836, 0.000004, 0.992320],
+    ]
+)
 
 # Six columns whose correlations with column 0 are known by hand (4 images):
 #   col 0 = 1,2,3,4 (deviations -1.5,-0.5,0.5,1.5);  col 1 = 2 x col 0 -> +1;  col 2 reversed -> -1;
 #   col 3 = 1,0,0,1 (deviations .5,-.5,-.5,.5): products -.75+.25-.25+.75 = 0 -> 0;
 #   col 4 = 1,1,2,2 (deviations -.5,-.5,.5,.5): products sum 2, norms sqrt(5) and 1 -> 2/sqrt(5).
-HAND = np.array([
-    [1, 2, 4, 1, 1, 0.3],
-    [2, 4, 3, 0, 1, 0.1],
-    [3, 6, 2, 0, 2, 0.4],
-    [4, 8, 1, 1, 2, 0.2],
-], dtype=np.float64)
+HAND = np.array(
+    [
+        [1, 2, 4, 1, 1, 0.3],
+        [2, 4, 3, 0, 1, 0.1],
+        [3, 6, 2, 0, 2, 0.4],
+        [4, 8, 1, 1, 2, 0.2],
+    ],
+    dtype=np.float64,
+)
 CORR_INITS = ("corr", "corr_softmax", "corr_log_softmax")
 
 
-def prior(init: str, *, probabilities: np.ndarray | None = HAND, neutral: bool = False, seed: int = 0,
-          sigma: float = 0.6) -> np.ndarray | None:
+def prior(
+    init: str, *, probabilities: np.ndarray | None = HAND, neutral: bool = False, seed: int = 0, sigma: float = 0.6
+) -> np.ndarray | None:
     return prior_matrix(init, sigma=sigma, probabilities=probabilities, neutral=neutral, seed=seed)
 
 
-@pytest.mark.parametrize("a,b,steps", [
-    ("fear", "fear", 0),
-    ("fear", "sadness", 1),
-    ("fear", "excitement", 1),  # across the wrap-around, not 7 steps
-    ("fear", "disgust", 2),
-    ("fear", "anger", 3),
-    ("fear", "amusement", 4),   # opposite: 4 either way
-    ("fear", "contentment", 3),
-    ("fear", "awe", 2),
-    ("anger", "amusement", 1),
-    ("sadness", "awe", 3),
-    ("disgust", "awe", 4),
-    ("excitement", "sadness", 2),
-])
+@pytest.mark.parametrize(
+    "a,b,steps",
+    [
+        ("fear", "fear", 0),
+        ("fear", "sadness", 1),
+        ("fear", "excitement", 1),  # across the wrap-around, not 7 steps
+        ("fear", "disgust", 2),
+        ("fear", "anger", 3),
+        ("fear", "amusement", 4),  # opposite: 4 either way
+        ("fear", "contentment", 3),
+        ("fear", "awe", 2),
+        ("anger", "amusement", 1),
+        ("sadness", "awe", 3),
+        ("disgust", "awe", 4),
+        ("excitement", "sadness", 2),
+    ],
+)
 def test_wheel_distance_by_hand(a: str, b: str, steps: int) -> None:
     assert wheel_distance(a, b) == steps
     assert wheel_distance(b, a) == steps
@@ -94,10 +106,13 @@ def test_wheel_prior_follows_the_given_order() -> None:
     np.testing.assert_allclose(w, g / g.sum(axis=1, keepdims=True), rtol=1e-12)
 
 
-@pytest.mark.parametrize("emotions,sigma,message", [
-    (("anger", "neutral"), 0.6, "'neutral' not on the emotion wheel"),
-    (EMOTIONS, 0.0, "sigma must be positive"),
-])
+@pytest.mark.parametrize(
+    "emotions,sigma,message",
+    [
+        (("anger", "neutral"), 0.6, "'neutral' not on the emotion wheel"),
+        (EMOTIONS, 0.0, "sigma must be positive"),
+    ],
+)
 def test_wheel_prior_bad_input(emotions: tuple[str, ...], sigma: float, message: str) -> None:
     with pytest.raises(InputError, match=message):
         wheel_prior(emotions, sigma)
@@ -181,7 +196,11 @@ def test_constant_column_is_refused() -> None:
 
 
 def test_unknown_init_lists_the_allowed_values() -> None:
-    with pytest.raises(InputError, match="unknown prior init 'wheel'; expected one of none, original, eye, rand, corr, corr_softmax, corr_log_softmax"):
+    with pytest.raises(
+        InputError,
+        match="unknown prior init 'wheel'; expected one of none, original, eye, rand, corr, corr_softmax, "
+        "corr_log_softmax",
+    ):
         prior("wheel")
 
 

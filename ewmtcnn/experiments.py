@@ -1,0 +1,191 @@
+"""What DVC knows about the experiments: the one way this package runs DVC, `dvc exp show --json`
+as one row per experiment, the newest usable experiment of each arm of a table, and an
+experiment's out-of-fold predictions from its commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from io import StringIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ewmtcnn import InputError, metrics
+from ewmtcnn.layout import METRICS, PREDICTIONS
+
+if TYPE_CHECKING:  # grid runs DVC through this module, so the arms' module cannot be imported at run time
+    from ewmtcnn.grid import Arm
+
+IDENTITY: tuple[str, ...] = ("name", "rev", "timestamp", "error")
+SCORES: tuple[str, ...] = ("acc", *metrics.MEASURES)
+PER_CLASS = "test_per_class_acc"
+#: The summary columns of metrics/metrics.json, flattened as `dvc exp show` names them.
+SUMMARY_COLUMNS: frozenset[str] = frozenset(
+    f"{part}.{score}.{stat}" for part in ("test", "train") for score in SCORES for stat in ("mean", "std")
+)
+
+
+def _output(command: list[str], what: str, env: Mapping[str, str] | None = None) -> str:
+    """The stdout of `command`; its failure is one InputError with the last line it printed."""
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise InputError(f"{what} failed: {lines[-1] if lines else f'exit {result.returncode}'}")
+    return result.stdout
+
+
+def dvc(*args: str) -> str:
+    """Run DVC, the one of this interpreter (the venv's, whatever PATH says), and return its stdout.
+
+    `dvc queue start` spawns its workers as `dvc` from PATH, so this interpreter's folder goes
+    first on PATH too: otherwise they would be another DVC, or none (and the queue never runs).
+    """
+    path = os.pathsep.join(folders for folders in (str(Path(sys.executable).parent), os.environ.get("PATH")) if folders)
+    return _output([sys.executable, "-m", "dvc", *args], f"`dvc {' '.join(args)}`", env={**os.environ, "PATH": path})
+
+
+def exp_show(path: Path | None) -> list[dict[str, Any]]:
+    """`dvc exp show --json` of this repository, or a saved copy of it."""
+    if path is None:
+        text = dvc("exp", "show", "--json")
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"{path}: {e.strerror}") from None
+    try:
+        show = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path or 'dvc exp show'}: not JSON ({e})") from None
+    if not isinstance(show, list):
+        raise InputError(f"{path or 'dvc exp show'}: expected a list of baselines, found {type(show).__name__}")
+    return show
+
+
+def _flat(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested params or metrics as `section.key` columns, as `dvc exp show` prints them."""
+    return pd.json_normalize(tree, sep=".").to_dict("records")[0]
+
+
+def _problem(rev: Mapping[str, Any], state: str | None) -> str | None:
+    """Why an experiment cannot be used, or None.
+
+    A failed queued experiment still shows its baseline's metrics (DVC reads them from the
+    stash commit), so failure has to be recognised from the error and executor state, never
+    from the metrics alone.
+    """
+    if rev.get("error"):
+        return str(rev["error"].get("msg") or rev["error"])
+    if state not in (None, "success"):
+        return f"not finished ({state})"
+    data = rev.get("data") or {}
+    for kind, path in (("params", "params.yaml"), ("metrics", METRICS.as_posix())):
+        entry = (data.get(kind) or {}).get(path)
+        if entry is None:
+            return f"no {path}"
+        if entry.get("error"):
+            return f"{path}: {entry['error'].get('msg') or entry['error']}"
+    return None
+
+
+def experiments(show: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per experiment of `dvc exp show --json`: name, rev, timestamp, error (None when
+    usable), every param of params.yaml and every metric of metrics/metrics.json as columns.
+
+    Only experiments: the workspace and baseline commits are left out, since the table is
+    what the queued experiments produced. Failed, queued and running experiments are kept
+    with their reason in `error` and no metrics, so callers can say what they skipped.
+    """
+    records = []
+    for baseline in show:
+        for experiment in baseline.get("experiments") or []:
+            state = (experiment.get("executor") or {}).get("state")
+            for rev in experiment.get("revs") or []:
+                data = rev.get("data") or {}
+                error = _problem(rev, state)
+                record = {
+                    "name": rev.get("name") or experiment.get("name"),
+                    "rev": rev["rev"],
+                    "timestamp": data.get("timestamp"),
+                    "error": error,
+                }
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                record.update(_flat(params))
+                if error is None:
+                    record.update(_flat(data["metrics"][METRICS.as_posix()]["data"]))
+                records.append(record)
+    frame = pd.DataFrame(records)
+    frame = frame.reindex(columns=list(dict.fromkeys([*IDENTITY, *frame.columns])))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return frame
+
+
+def _matches(frame: pd.DataFrame, arm: Arm) -> pd.Series:
+    match = pd.Series(True, index=frame.index)
+    for param, value in arm.params().items():
+        match &= frame[param] == value
+    return match
+
+
+def _queue_command(arm: Arm) -> str:
+    return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in arm.overrides())])
+
+
+def settings(frame: pd.DataFrame, varied: Sequence[str]) -> list[str]:
+    """The params that must agree across a table: all but the `varied` ones (and not metrics)."""
+    return [
+        c
+        for c in frame.columns
+        if c not in IDENTITY and c not in varied and c not in SUMMARY_COLUMNS and not c.startswith(f"{PER_CLASS}.")
+    ]
+
+
+def arm_rows(frame: pd.DataFrame, arms: Sequence[Arm]) -> pd.DataFrame:
+    """For each of `arms`, the newest usable experiment of `frame` with its params; indexed by label.
+
+    Refuses a missing arm (naming the failed or unfinished experiments that would have been
+    it, and the command that queues it) and rows that differ in any param other than those
+    that tell the arms apart, since the differences would then not be the arms' alone.
+    """
+    varied = list(dict.fromkeys(param for arm in arms for param in arm.params()))
+    frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *varied])))  # none run yet: no param columns
+    usable = frame[frame["error"].isna()]
+    chosen, missing = [], []
+    for arm in arms:
+        candidates = usable[_matches(usable, arm)]
+        if candidates.empty:
+            skipped = frame[_matches(frame, arm) & frame["error"].notna()]
+            why = "; ".join(f"{r.name} {r.error}" for r in skipped.itertuples())
+            missing.append(f"{arm.label} ({why or _queue_command(arm)})")
+        else:
+            chosen.append(candidates.loc[candidates["timestamp"].idxmax()])
+    if missing:
+        raise InputError(f"no usable experiment for {len(missing)} of the {len(arms)} variants: " + ", ".join(missing))
+    rows = pd.DataFrame(chosen)
+    rows.index = pd.Index([arm.label for arm in arms], name="variant")
+    named = np.array([f"{label} [{name}]" for label, name in rows["name"].items()])
+    for param in settings(rows, varied):
+        values = rows[param].map(repr)
+        if values.nunique() > 1:
+            groups = "; ".join(f"{value}: {', '.join(named[values == value])}" for value in values.unique())
+            raise InputError(
+                f"the newest experiments of the variants differ in {param} ({groups}); "
+                "remove the odd ones (`dvc exp remove <name>`) or rerun them with the same params"
+            )
+    return rows
+
+
+def predictions(row: pd.Series) -> pd.DataFrame:
+    """An experiment's out-of-fold predictions, from its commit (git-tracked, not in the DVC cache)."""
+    text = _output(
+        ["git", "show", f"{row['rev']}:{PREDICTIONS.as_posix()}"],
+        f"reading {PREDICTIONS} of experiment {row['name']} ({row['rev'][:7]})",
+    )
+    return pd.read_csv(StringIO(text))

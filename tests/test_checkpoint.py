@@ -1,0 +1,180 @@
+"""Trained models on disk: tensors only, read without running code, refused by name when foreign,
+the same bytes for the same model; and the evaluate stage, which reads the folds, writing all its
+outputs or none."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ewmtcnn import InputError, checkpoint, dataset, layout
+from ewmtcnn.checkpoint import HISTORY, FinalModel, TrainedFold
+from ewmtcnn.dataset import EMOTIONS, LABEL_COLUMNS
+from stages import evaluate
+
+FOLDS = 2
+
+
+class Payload:
+    """Unpickling this object would create the directory `marker`: code running from a data file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def labels(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), n)
+    table = pd.DataFrame(probs, columns=list(dataset.DISTRIBUTION))
+    table.insert(0, "image", [f"{EMOTIONS[i % 6]}/{i}.jpg" for i in range(n)])
+    table.insert(1, "folder", [EMOTIONS[i % 6] for i in range(n)])
+    table.insert(2, "valence", 5.0)
+    table.insert(3, "arousal", 5.0)
+    table["dominant"] = [EMOTIONS[j] for j in probs[:, :6].argmax(axis=1)]
+    return table[list(LABEL_COLUMNS)]
+
+
+def trained_fold(table: pd.DataFrame, fold: int, seed: int) -> TrainedFold:
+    rng = np.random.default_rng(seed)
+    true = table[list(EMOTIONS)].to_numpy()
+    true = true / true.sum(axis=1, keepdims=True)
+    test_idx = np.arange(fold, len(table), FOLDS)
+    train_idx = np.setdiff1d(np.arange(len(table)), test_idx)
+    tables = [
+        checkpoint.prediction_table(
+            table["image"].iloc[idx],
+            fold,
+            table["dominant"].iloc[idx],
+            EMOTIONS,
+            true[idx],
+            rng.dirichlet(np.ones(6), len(idx)),
+        )
+        for idx in (test_idx, train_idx)
+    ]
+    history = pd.DataFrame({"epoch": [1, 2], **{h: rng.random(2) for h in HISTORY}})
+    weight = torch.randn(6, 4, generator=torch.Generator().manual_seed(seed))
+    state = {"fc.weight": weight, "fc.bias": torch.zeros(6), "prior.weight": torch.eye(6)}
+    return TrainedFold(history, *tables, state, np.eye(6) * 0.5)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root after the train stage: labels and two trained folds."""
+    monkeypatch.chdir(tmp_path)
+    table = labels(12)
+    layout.LABELS.parent.mkdir(parents=True)
+    table.to_csv(layout.LABELS, index=False)
+    for fold in range(FOLDS):
+        trained_fold(table, fold, seed=fold).save(layout.fold_dir(fold))
+    return tmp_path
+
+
+PARAMS = {"split": {"folds": FOLDS}}
+OUTPUTS = (
+    layout.PREDICTIONS,
+    layout.METRICS,
+    layout.FOLD_METRICS,
+    layout.LEARNING_CURVE,
+    layout.CONFUSION,
+    layout.PRIOR_PLOT,
+)
+
+
+def test_a_fold_round_trips(workspace: Path) -> None:
+    table = labels(12)
+    original = trained_fold(table, 0, seed=0)
+    back = checkpoint.read_fold(layout.fold_dir(0))
+    assert set(back.state) == set(original.state)
+    assert all(torch.equal(back.state[k], original.state[k]) for k in original.state)
+    assert np.array_equal(back.prior_initial, original.prior_initial)
+    assert np.array_equal(back.prior_final, np.eye(6))
+    assert back.test["image"].tolist() == original.test["image"].tolist()
+    assert np.allclose(
+        back.test.filter(like="pred_").to_numpy(), original.test.filter(like="pred_").to_numpy(), rtol=1e-9
+    )
+
+
+def test_evaluate_writes_every_output(workspace: Path) -> None:
+    evaluate.main(PARAMS)
+    for path in OUTPUTS:
+        assert path.is_file(), path
+    assert len(pd.read_csv(layout.PREDICTIONS)) == 12
+
+
+def test_a_fold_checkpoint_carrying_code_is_refused_and_the_code_never_runs(workspace: Path) -> None:
+    marker = workspace / "payload-ran"
+    path = layout.fold_dir(1) / checkpoint.WEIGHTS
+    state = {"fc.weight": torch.zeros(6, 4)}
+    torch.save({"format": checkpoint.FOLD_FORMAT, "model": state, "prior_initial": Payload(marker)}, path)
+    with pytest.raises(InputError) as info:
+        evaluate.main(PARAMS)
+    assert str(path) in str(info.value) and "a fold checkpoint" in str(info.value)
+    assert not marker.exists(), "loading the fold ran the pickled payload"
+    assert not any(p.exists() for p in OUTPUTS), "nothing is written when a fold is refused"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is a text file\n", b"PK\x03\x04truncated zip", b""],
+    ids=["text", "truncated", "empty"],
+)
+def test_a_corrupt_fold_leaves_the_previous_outputs_whole(workspace: Path, content: bytes) -> None:
+    evaluate.main(PARAMS)
+    before = {p: p.read_bytes() for p in OUTPUTS}
+    (layout.fold_dir(0) / checkpoint.WEIGHTS).write_bytes(content)
+    with pytest.raises(InputError, match=str(layout.fold_dir(0) / checkpoint.WEIGHTS)):
+        evaluate.main(PARAMS)
+    assert {p: p.read_bytes() for p in OUTPUTS} == before
+
+
+def test_a_checkpoint_of_another_layout_is_refused(workspace: Path) -> None:
+    path = layout.fold_dir(0) / checkpoint.WEIGHTS
+    torch.save({"model": {}, "prior_initial": None}, path)  # no format tag: an older or foreign file
+    with pytest.raises(InputError, match="not a fold checkpoint"):
+        checkpoint.read_fold(layout.fold_dir(0))
+
+
+def final_model(history_value: float = 0.5) -> FinalModel:
+    torch.manual_seed(0)
+    return FinalModel(
+        state={"fc.weight": torch.randn(6, 8), "fc.bias": torch.randn(6)},
+        prior_initial=None,
+        prior_init="none",
+        backbone="efficientnet_lite0",
+        pretrained=True,
+        weights=None,
+        head="direct",
+        finetune=False,
+        outputs=EMOTIONS,
+        size=256,
+        images=10,
+        history=({"epoch": 1, "train_loss": history_value},),
+    )
+
+
+def test_the_final_model_has_the_same_bytes_whatever_its_temporary_name(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "model.pt", tmp_path / "b" / "other.pt"
+    final_model().save(a)
+    final_model().save(b)
+    assert a.read_bytes() == b.read_bytes()
+    final_model(0.25).save(b)
+    assert a.read_bytes() != b.read_bytes(), "a different model has different bytes"
+
+
+def test_the_final_model_round_trips_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    final_model().save(path)
+    back = checkpoint.load_final(path)
+    assert back.outputs == EMOTIONS and torch.equal(back.state["fc.bias"], final_model().state["fc.bias"])
+    (tmp_path / "text.pt").write_text("not a model\n")
+    for bad in (tmp_path / "text.pt", tmp_path / "missing.pt", tmp_path):
+        with pytest.raises(InputError, match=str(bad)):
+            checkpoint.load_final(bad)
