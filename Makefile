@@ -41,9 +41,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The reimplementation's 13 variants as DVC experiments (JOBS in parallel), then the README
-# table and plots/variants.png from `dvc exp show`. Commit nothing in between: `dvc exp show`
-# lists the experiments of the current commit only. The queue's workers inherit EMOTION6.
+# The prior variants of the README's three tables (ewmtcnn.grid.GRIDS: 33 DVC experiments, JOBS
+# in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
+# between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
+# inherit EMOTION6.
 JOBS ?= 1
 table: install
 	$(BIN)/python -m ewmtcnn.grid --jobs $(JOBS)

@@ -11,6 +11,7 @@ the archive's entries are named after that file, whose temporary name would chan
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,12 +22,12 @@ import pandas as pd
 import torch
 
 from ewmtcnn import InputError, readers
-from ewmtcnn.atomic import write_csv, written
+from ewmtcnn.atomic import write_csv, write_json, written
 
 FOLD_FORMAT = "ewmtcnn-fold-1"
-FINAL_FORMAT = "ewmtcnn-final-1"
+FINAL_FORMAT = "ewmtcnn-final-2"
 #: The files of one trained fold's directory.
-WEIGHTS, HISTORY_FILE, TEST, TRAIN = "model.pt", "history.csv", "test.csv", "train.csv"
+WEIGHTS, HISTORY_FILE, TEST, TRAIN, SELECTION = "model.pt", "history.csv", "test.csv", "train.csv", "selection.json"
 #: The per-epoch figures of a fold's history, besides `epoch`, as the train stage measures them.
 HISTORY = ("train_loss", "train_acc", "train_kl", "test_loss", "test_acc", "test_kl")
 
@@ -62,14 +63,15 @@ def _content(path: Path, tag: str, keys: set[str], what: str, hint: str) -> dict
 
 def prediction_table(
     images: Sequence[str],
+    repeat: int,
     fold: int,
     label_names: Sequence[str],
     emotions: Sequence[str],
     true: np.ndarray,
     pred: np.ndarray,
 ) -> pd.DataFrame:
-    """One row per image: image, fold, label, true_<emotion>..., pred_<emotion>..."""
-    table = pd.DataFrame({"image": list(images), "fold": fold, "label": list(label_names)})
+    """One row per image: image, repeat, fold, label, true_<emotion>..., pred_<emotion>..."""
+    table = pd.DataFrame({"image": list(images), "repeat": repeat, "fold": fold, "label": list(label_names)})
     for j, e in enumerate(emotions):
         table[f"true_{e}"] = true[:, j]
     for j, e in enumerate(emotions):
@@ -86,6 +88,7 @@ class TrainedFold:
     train: pd.DataFrame  # predictions of the training images, in place
     state: dict[str, torch.Tensor]  # the network's weights
     prior_initial: np.ndarray | None  # the prior before training (None: prior.init none)
+    selection: dict[str, Any]  # the recipe and the settings it trained with: epochs, lr_head, weight_decay
 
     @property
     def prior_final(self) -> np.ndarray | None:
@@ -100,12 +103,13 @@ class TrainedFold:
             write_csv(self.history, tmp / HISTORY_FILE)
             write_csv(self.test, tmp / TEST)
             write_csv(self.train, tmp / TRAIN)
+            write_json(self.selection, tmp / SELECTION)
 
 
 def read_fold(directory: Path) -> TrainedFold:
     """A fold as the train stage wrote it; a missing, foreign or corrupt file is an InputError naming it."""
-    fold = directory.name.removeprefix("fold-")
-    hint = f"retrain it: `python -m stages.train --fold {fold}` or `dvc repro train`"
+    repeat, fold = directory.parent.name.removeprefix("repeat-"), directory.name.removeprefix("fold-")
+    hint = f"retrain it: `python -m stages.train --repeat {repeat} --fold {fold}` or `dvc repro train`"
     if not (directory / TEST).is_file():
         raise InputError(f"{directory}: fold not trained; {hint}")
     content = _content(directory / WEIGHTS, FOLD_FORMAT, {"model", "prior_initial"}, "a fold checkpoint", hint)
@@ -119,7 +123,13 @@ def read_fold(directory: Path) -> TrainedFold:
         except (OSError, ValueError) as e:  # pandas' ParserError and EmptyDataError are ValueErrors
             raise InputError(f"{directory / name}: not a readable table ({e}); {hint}") from None
     prior = _matrix(content["prior_initial"], directory / WEIGHTS)
-    return TrainedFold(tables[HISTORY_FILE], tables[TEST], tables[TRAIN], state, prior)
+    try:
+        selection = json.loads((directory / SELECTION).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # json's JSONDecodeError is a ValueError
+        raise InputError(f"{directory / SELECTION}: not readable ({e}); {hint}") from None
+    if not isinstance(selection, dict) or not {"recipe", "epochs", "lr_head", "weight_decay"} <= set(selection):
+        raise InputError(f"{directory / SELECTION}: not the settings a fold trained with; {hint}")
+    return TrainedFold(tables[HISTORY_FILE], tables[TEST], tables[TRAIN], state, prior, selection)
 
 
 # --- the final model -----------------------------------------------------------------------------
@@ -140,7 +150,8 @@ class FinalModel:
     outputs: tuple[str, ...]  # emotion names, in output order
     size: int  # preprocess.size: images are resized and centre-cropped to this square first
     images: int  # how many images it was trained on
-    history: tuple[dict[str, float], ...]  # per epoch, as `training.fit` yields it
+    history: tuple[dict[str, float], ...]  # per epoch: its training figures
+    settings: dict[str, object]  # the recipe and what it trained with: epochs, lr_head, weight_decay
 
     def save(self, path: Path) -> None:
         """One torch file of plain tensors, strings and numbers, written whole or not at all."""

@@ -1,6 +1,6 @@
 """What DVC knows about the experiments: the one way this package runs DVC, `dvc exp show --json`
-as one row per experiment, the newest usable experiment of each arm of a table, and an
-experiment's out-of-fold predictions from its commit.
+as one row per experiment, the newest usable experiment of each arm of a grid (a table), and an
+experiment's out-of-fold predictions and chosen settings from its commit.
 """
 
 from __future__ import annotations
@@ -18,18 +18,22 @@ import numpy as np
 import pandas as pd
 
 from ewmtcnn import InputError, metrics
-from ewmtcnn.layout import METRICS, PREDICTIONS
+from ewmtcnn.layout import METRICS, PREDICTIONS, SELECTION
 
-if TYPE_CHECKING:  # grid runs DVC through this module, so the arms' module cannot be imported at run time
-    from ewmtcnn.grid import Arm
+if TYPE_CHECKING:  # grid runs DVC through this module, so the grids' module cannot be imported at run time
+    from ewmtcnn.grid import Experiment, Grid
 
 IDENTITY: tuple[str, ...] = ("name", "rev", "timestamp", "error")
-SCORES: tuple[str, ...] = ("acc", *metrics.MEASURES)
-PER_CLASS = "test_per_class_acc"
-#: The summary columns of metrics/metrics.json, flattened as `dvc exp show` names them.
-SUMMARY_COLUMNS: frozenset[str] = frozenset(
-    f"{part}.{score}.{stat}" for part in ("test", "train") for score in SCORES for stat in ("mean", "std")
+#: How the columns of metrics/metrics.json begin, flattened as `dvc exp show` names them. Its
+#: `train` section shares its name with the params' (`train.epochs`), hence the scores.
+METRIC_PREFIXES: tuple[str, ...] = (
+    "test.",
+    "test_per_class_acc.",
+    "baselines.",
+    *(f"train.{s}." for s in metrics.SCORES),
 )
+#: The chosen settings of metrics/selection.json that the tables show, each a median, min and max.
+SELECTED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
 
 
 def _output(command: list[str], what: str, env: Mapping[str, str] | None = None) -> str:
@@ -127,65 +131,85 @@ def experiments(show: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _matches(frame: pd.DataFrame, arm: Arm) -> pd.Series:
+def _matches(frame: pd.DataFrame, experiment: Experiment) -> pd.Series:
     match = pd.Series(True, index=frame.index)
-    for param, value in arm.params().items():
+    for param, value in experiment.params().items():
         match &= frame[param] == value
     return match
 
 
-def _queue_command(arm: Arm) -> str:
-    return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in arm.overrides())])
+def _queue_command(experiment: Experiment) -> str:
+    return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in experiment.overrides())])
 
 
 def settings(frame: pd.DataFrame, varied: Sequence[str]) -> list[str]:
     """The params that must agree across a table: all but the `varied` ones (and not metrics)."""
-    return [
-        c
-        for c in frame.columns
-        if c not in IDENTITY and c not in varied and c not in SUMMARY_COLUMNS and not c.startswith(f"{PER_CLASS}.")
-    ]
+    return [c for c in frame.columns if c not in IDENTITY and c not in varied and not c.startswith(METRIC_PREFIXES)]
 
 
-def arm_rows(frame: pd.DataFrame, arms: Sequence[Arm]) -> pd.DataFrame:
-    """For each of `arms`, the newest usable experiment of `frame` with its params; indexed by label.
+def grid_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """For each arm of `grid`, the newest usable experiment of `frame` with the arm's params and the
+    grid's fixed ones, with its params and metrics; indexed by the arm's label.
 
     Refuses a missing arm (naming the failed or unfinished experiments that would have been
     it, and the command that queues it) and rows that differ in any param other than those
     that tell the arms apart, since the differences would then not be the arms' alone.
     """
-    varied = list(dict.fromkeys(param for arm in arms for param in arm.params()))
-    frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *varied])))  # none run yet: no param columns
+    wanted = grid.experiments()
+    varied = list(dict.fromkeys(param for arm in grid.arms for param in arm.params()))
+    matched = list(dict.fromkeys(param for experiment in wanted for param in experiment.params()))
+    frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *matched])))  # none run yet: no param columns
     usable = frame[frame["error"].isna()]
     chosen, missing = [], []
-    for arm in arms:
-        candidates = usable[_matches(usable, arm)]
+    for experiment in wanted:
+        candidates = usable[_matches(usable, experiment)]
         if candidates.empty:
-            skipped = frame[_matches(frame, arm) & frame["error"].notna()]
+            skipped = frame[_matches(frame, experiment) & frame["error"].notna()]
             why = "; ".join(f"{r.name} {r.error}" for r in skipped.itertuples())
-            missing.append(f"{arm.label} ({why or _queue_command(arm)})")
+            missing.append(f"{experiment.arm.label} ({why or _queue_command(experiment)})")
         else:
             chosen.append(candidates.loc[candidates["timestamp"].idxmax()])
     if missing:
-        raise InputError(f"no usable experiment for {len(missing)} of the {len(arms)} variants: " + ", ".join(missing))
+        raise InputError(
+            f"no usable experiment for {len(missing)} of the {len(wanted)} variants of table {grid.name}: "
+            + ", ".join(missing)
+        )
     rows = pd.DataFrame(chosen)
-    rows.index = pd.Index([arm.label for arm in arms], name="variant")
+    rows.index = pd.Index([arm.label for arm in grid.arms], name="variant")
     named = np.array([f"{label} [{name}]" for label, name in rows["name"].items()])
     for param in settings(rows, varied):
         values = rows[param].map(repr)
         if values.nunique() > 1:
             groups = "; ".join(f"{value}: {', '.join(named[values == value])}" for value in values.unique())
             raise InputError(
-                f"the newest experiments of the variants differ in {param} ({groups}); "
+                f"the newest experiments of the variants of table {grid.name} differ in {param} ({groups}); "
                 "remove the odd ones (`dvc exp remove <name>`) or rerun them with the same params"
             )
     return rows
 
 
-def predictions(row: pd.Series) -> pd.DataFrame:
-    """An experiment's out-of-fold predictions, from its commit (git-tracked, not in the DVC cache)."""
-    text = _output(
-        ["git", "show", f"{row['rev']}:{PREDICTIONS.as_posix()}"],
-        f"reading {PREDICTIONS} of experiment {row['name']} ({row['rev'][:7]})",
+def _committed(row: pd.Series, path: Path) -> str:
+    """A git-tracked output (not in the DVC cache) of an experiment, from its commit."""
+    return _output(
+        ["git", "show", f"{row['rev']}:{path.as_posix()}"],
+        f"reading {path} of experiment {row['name']} ({row['rev'][:7]})",
     )
-    return pd.read_csv(StringIO(text))
+
+
+def predictions(row: pd.Series) -> pd.DataFrame:
+    """An experiment's out-of-fold predictions (metrics/predictions.csv)."""
+    return pd.read_csv(StringIO(_committed(row, PREDICTIONS)))
+
+
+def selection(row: pd.Series) -> dict[str, dict[str, float]]:
+    """The settings an experiment's folds trained with (metrics/selection.json): of each of
+    SELECTED, the median, min and max over the folds."""
+    what = f"{SELECTION} of experiment {row['name']} ({row['rev'][:7]})"
+    try:
+        chosen = json.loads(_committed(row, SELECTION))
+        summary = {name: {stat: float(chosen[name][stat]) for stat in ("median", "min", "max")} for name in SELECTED}
+    except (ValueError, KeyError, TypeError) as e:  # json's JSONDecodeError is a ValueError
+        raise InputError(
+            f"{what}: not the settings of metrics/selection.json ({type(e).__name__}: {e}); rerun the experiment"
+        ) from None
+    return summary

@@ -13,6 +13,8 @@ from ewmtcnn import InputError, params
 
 #: More folds than this leave test folds too small to score (Emotion6's rarest class has 33 images).
 MAX_FOLDS = 20
+#: Repeats beyond this add hardly any precision to the corrected intervals, and cost time.
+MAX_REPEATS = 10
 
 
 def count(p: Mapping[str, Any]) -> int:
@@ -20,11 +22,24 @@ def count(p: Mapping[str, Any]) -> int:
     return params.integer(p, "split.folds", 2, MAX_FOLDS)
 
 
-def assign(labels: pd.DataFrame, label: str, folds: int, seed: int) -> pd.DataFrame:
-    """One row per image (`image`, `fold`), stratified by the class label in column `label`.
+def repeats(p: Mapping[str, Any]) -> int:
+    """`split.repeats`, checked: how many times k-fold cross-validation is repeated."""
+    return params.integer(p, "split.repeats", 1, MAX_REPEATS)
 
-    Rows keep the labels table's order, so the same params give the same bytes.
+
+def assign(labels: pd.DataFrame, label: str, folds: int, seed: int, repeats: int = 1) -> pd.DataFrame:
+    """One row per (repeat, image) (`image`, `repeat`, `fold`), each repeat a stratified k-fold
+    split by the class label in column `label`, shuffled with seed `seed + repeat`.
+
+    Rows go repeat by repeat, each in the labels table's order, so the same params give the
+    same bytes, and repeat 0 is the split of a single k-fold run with `seed`.
     """
+    return pd.concat([_split(labels, label, folds, seed + r).assign(repeat=r) for r in range(repeats)])[
+        ["image", "repeat", "fold"]
+    ]
+
+
+def _split(labels: pd.DataFrame, label: str, folds: int, seed: int) -> pd.DataFrame:
     if folds < 2:
         raise InputError(f"split.folds must be at least 2; found {folds}")
     y = labels[label]
@@ -47,6 +62,7 @@ def read(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: not found; run `dvc repro split` first") from None
     except (OSError, ValueError) as e:  # pandas' parser errors are ValueErrors
         raise InputError(f"{path}: not a readable table ({e}); rerun `dvc repro split`") from None
-    if list(table.columns) != ["image", "fold"] or not pd.api.types.is_integer_dtype(table["fold"]):
-        raise InputError(f"{path}: expected the columns image, fold (an integer); rerun `dvc repro split`")
+    integers = all(pd.api.types.is_integer_dtype(table[c]) for c in ("repeat", "fold") if c in table)
+    if list(table.columns) != ["image", "repeat", "fold"] or not integers:
+        raise InputError(f"{path}: expected the columns image, repeat, fold (integers); rerun `dvc repro split`")
     return table

@@ -1,9 +1,11 @@
-"""The arms of the prior-layer comparison, and the runner that queues them as DVC experiments.
+"""The arms of the prior-layer comparison, the three settings (grids) they run in, and the runner
+that queues them as DVC experiments.
 
-An arm is one row of the variants table: the prior's initialisation, whether it is frozen, and
-the head. `python -m ewmtcnn.grid [--source PATH] [--jobs N]` queues every arm, runs the queue
+An arm is one row of a variants table: the prior's initialisation, whether it is frozen, and the
+head. A grid is one table: its arms and the params all of its experiments set. `python -m
+ewmtcnn.grid [--source PATH] [--jobs N]` queues every experiment of every grid, runs the queue
 and waits for it: the first half of `make table`; `python -m ewmtcnn.table` then builds the
-README table from `dvc exp show`.
+README tables from `dvc exp show`.
 """
 
 from __future__ import annotations
@@ -49,8 +51,36 @@ class Arm(NamedTuple):
         chosen = {"prior.init": self.init, "prior.freeze": self.freeze, "model.head": self.head}
         return {key: value for key, value in chosen.items() if value is not None}
 
+
+class Grid(NamedTuple):
+    """One table of the comparison: its arms, and the params that every experiment of it sets.
+
+    `fixed` holds whatever tells the grids apart (as (param, value) pairs, so that a grid is
+    hashable), also where it is params.yaml's default: an experiment then belongs to one grid
+    only, whatever the defaults become.
+    """
+
+    name: str  # names its README block
+    title: str
+    arms: tuple[Arm, ...]
+    fixed: tuple[tuple[str, str | bool | float], ...]
+
+    def experiments(self) -> list[Experiment]:
+        return [Experiment(self, arm) for arm in self.arms]
+
+
+class Experiment(NamedTuple):
+    """One queued experiment: an arm in a grid."""
+
+    grid: Grid
+    arm: Arm
+
+    def params(self) -> dict[str, str | bool]:
+        """The params that make an experiment this one, as `dvc exp show` names them."""
+        return {**dict(self.grid.fixed), **self.arm.params()}
+
     def overrides(self) -> list[str]:
-        """`dvc exp run -S` values that queue this arm (booleans spelled as YAML writes them)."""
+        """`dvc exp run -S` values that queue this experiment (booleans spelled as YAML writes them)."""
         return [
             f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in self.params().items()
         ]
@@ -68,14 +98,38 @@ PRIORS: tuple[tuple[str, bool | None], ...] = (
 )
 HEADS: tuple[str, ...] = ("direct", "seed")
 BASELINE = Arm("none", None, None)
-#: The 13 table rows: `none`, then every other prior with each head.
+#: The 13 rows of tables A and B: `none`, then every other prior with each head.
 ARMS: tuple[Arm, ...] = (BASELINE, *(Arm(init, freeze, head) for init, freeze in PRIORS[1:] for head in HEADS))
+#: The 7 rows of table C: the reimplementation's own head.
+SEED_ARMS: tuple[Arm, ...] = (BASELINE, *(Arm(init, freeze, "seed") for init, freeze in PRIORS[1:]))
+#: The `fixed` recipe with the paper's head learning rate, named so that an experiment with another
+#: (such as `none` at a smaller one, to see what the frozen prior's rescaling does) is no row of B or C.
+PAPER: tuple[tuple[str, str | float], ...] = (("train.recipe", "fixed"), ("train.lr_head", 0.01))
+GRIDS: tuple[Grid, ...] = (
+    Grid(
+        "A",
+        "epochs, lr_head and weight_decay selected per training fold",
+        ARMS,
+        (("data.label", "dominant"), ("train.recipe", "selected")),
+    ),
+    Grid("B", "the paper's fixed settings", ARMS, (("data.label", "dominant"), *PAPER)),
+    Grid(
+        "C",
+        "the reimplementation's setting: seed head, folder label, fixed settings",
+        SEED_ARMS,
+        (("data.label", "folder"), *PAPER),
+    ),
+)
 
 
-def queue(source: str | None, arms: Sequence[Arm] = ARMS) -> None:
-    """One queued experiment per arm."""
-    for arm in arms:
-        overrides = arm.overrides() + ([f"data.source={source}"] if source else [])
+#: What `python -m ewmtcnn.grid` queues: every experiment of every grid.
+EXPERIMENTS: tuple[Experiment, ...] = tuple(experiment for grid in GRIDS for experiment in grid.experiments())
+
+
+def queue(source: str | None, queued: Sequence[Experiment] = EXPERIMENTS) -> None:
+    """One queued DVC experiment per experiment of `queued`."""
+    for experiment in queued:
+        overrides = experiment.overrides() + ([f"data.source={source}"] if source else [])
         experiments.dvc("exp", "run", "--queue", *(a for o in overrides for a in ("-S", o)))
         print("queued", " ".join(overrides))
 
@@ -115,7 +169,8 @@ def wait(jobs: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m ewmtcnn.grid", description="Queue the prior-layer variants as DVC experiments and run them."
+        prog="python -m ewmtcnn.grid",
+        description="Queue the prior-layer variants of the three tables as DVC experiments and run them.",
     )
     parser.add_argument("--source", help="data.source for every experiment (an absolute path to Emotion6.zip)")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (dvc queue start -j)")

@@ -15,12 +15,13 @@ TRAINED = Path("data/train")
 PREDICTIONS = Path("metrics/predictions.csv")
 METRICS = Path("metrics/metrics.json")
 FOLD_METRICS = Path("metrics/folds.json")
+SELECTION = Path("metrics/selection.json")
 LEARNING_CURVE = Path("plots/learning_curve.csv")
 CONFUSION = Path("plots/confusion.csv")
 PRIOR_PLOT = Path("plots/prior.png")
 FINAL = Path("data/final/model.pt")
 
 
-def fold_dir(fold: int) -> Path:
-    """Where the train stage keeps one fold's weights, history and predictions."""
-    return TRAINED / f"fold-{fold}"
+def fold_dir(repeat: int, fold: int) -> Path:
+    """Where the train stage keeps one fold's weights, history, predictions and chosen settings."""
+    return TRAINED / f"repeat-{repeat}" / f"fold-{fold}"

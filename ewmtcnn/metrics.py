@@ -1,7 +1,8 @@
-"""The LDL measures of Geng (2016) and classification accuracy, per image and per fold.
+"""The LDL measures of Geng (2016) and the classification scores, per image, per fold and over folds.
 
-Hand-written in numpy rather than taken from scipy so that the tests can use scipy as an
-independent reference, and so that every measure is one vectorised pass over (N, c) arrays.
+The LDL measures are hand-written in numpy rather than taken from scipy so that the tests can use
+scipy as an independent reference, and so that every measure is one vectorised pass over (N, c)
+arrays. Balanced accuracy and macro-F1 come from scikit-learn.
 """
 
 from __future__ import annotations
@@ -9,9 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.metrics import f1_score, recall_score
+
+from ewmtcnn import resampling
 
 #: The six LDL measures, in the order Geng (2016) reports them.
 MEASURES: tuple[str, ...] = ("kl", "chebyshev", "clark", "canberra", "cosine", "intersection")
+#: The scores of a predicted class label alone (the argmax of a predicted distribution).
+CLASS_SCORES: tuple[str, ...] = ("acc", "balanced_acc", "macro_f1")
+#: Every score of a fold, in the order metrics.json and the tables report them.
+SCORES: tuple[str, ...] = (*CLASS_SCORES, *MEASURES)
 
 
 def _pair(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,18 +78,39 @@ def per_class_accuracy(labels: np.ndarray, q: np.ndarray, names: Sequence[str]) 
     return {name: float((predicted[labels == k] == k).mean()) for k, name in enumerate(names) if (labels == k).any()}
 
 
+def class_scores(labels: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro-F1 of the argmax of `q` against the class `labels`.
+
+    Balanced accuracy and macro-F1 average over the classes that occur among `labels` only: a
+    class that is predicted but absent from the fold has no recall, and counting its F1 of 0
+    would penalise a fold for the classes it happens to lack rather than for its errors.
+    Balanced accuracy is the mean recall over those classes, which is scikit-learn's
+    balanced_accuracy_score; recall_score computes it here because, like f1_score and unlike
+    balanced_accuracy_score, it takes the classes to average over instead of warning about the rest.
+    """
+    labels, predicted = _predicted(labels, q)
+    present = np.unique(labels)
+    return {
+        "acc": accuracy(labels, q),
+        "balanced_acc": float(recall_score(labels, predicted, labels=present, average="macro")),
+        "macro_f1": float(f1_score(labels, predicted, labels=present, average="macro")),
+    }
+
+
 def fold_scores(p: np.ndarray, q: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """One fold's accuracy and each measure averaged over its images (the LDL convention)."""
-    scores = {"acc": accuracy(labels, q)}
+    """One fold's scores in SCORES order: the class scores, then each measure averaged over its images
+    (the LDL convention)."""
+    scores = class_scores(labels, q)
     scores.update({name: float(values.mean()) for name, values in distances(p, q).items()})
     return scores
 
 
-def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and standard deviation of each score over folds, as plain floats for JSON.
+def summarise(per_fold: list[dict[str, float]], test_train_ratio: float) -> dict[str, dict[str, float]]:
+    """Mean, sample std and 95% interval of each score over the folds of repeated cross-validation.
 
-    The std is the sample std (ddof=1): the folds are a sample of the possible splits and
-    we estimate how much a score varies between them. One fold has no spread: std 0.0.
+    The interval is Nadeau and Bengio's corrected resampled t (see `resampling`), which accounts
+    for the folds' shared training images through `test_train_ratio` (n_test / n_train of a fold).
+    One fold has no spread: std 0.0 and the mean for both ends.
     """
     if not per_fold:
         raise ValueError("no folds to summarise")
@@ -91,6 +120,9 @@ def summarise(per_fold: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     summary = {}
     for key in keys:
         values = np.array([fold[key] for fold in per_fold], dtype=np.float64)
-        std = values.std(ddof=1) if len(values) > 1 else 0.0
-        summary[key] = {"mean": float(values.mean()), "std": float(std)}
+        try:
+            interval = resampling.corrected_t(values, test_train_ratio)
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from None
+        summary[key] = {"mean": interval.mean, "std": interval.std, "ci_low": interval.low, "ci_high": interval.high}
     return summary

@@ -17,7 +17,7 @@ import yaml
 from ewmtcnn import InputError
 from ewmtcnn.layout import PARAMS
 
-MAX_SEED = 2**32 - 1
+MAX_SEED = 2**31 - 1  # seed + repeat (and * 1000 + fold) stays within every library's range
 
 
 def load(path: Path = PARAMS) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def integer(params: Mapping[str, Any], dotted: str, lo: int | None = None, hi: i
 
 
 def seed(params: Mapping[str, Any], dotted: str) -> int:
-    """A random seed: what NumPy, PyTorch and scikit-learn all accept (0 to 2**32 - 1)."""
+    """A random seed, 0 to MAX_SEED."""
     return integer(params, dotted, 0, MAX_SEED)
 
 
@@ -135,3 +135,18 @@ def number(
     ):
         raise _refuse(dotted, allowed, value)
     return float(value)
+
+
+def numbers(
+    params: Mapping[str, Any], dotted: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False
+) -> tuple[float, ...]:
+    """A non-empty list of distinct finite numbers, each in the interval from `lo` to `hi` (a grid)."""
+    values = _lookup(params, dotted)
+    allowed = " ".join(filter(None, ("a non-empty list of distinct finite numbers", _interval(lo, hi, lo_open, False))))
+    if not isinstance(values, list) or not values or len(set(values)) != len(values):
+        raise _refuse(dotted, allowed, values)
+    for value in values:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or not _inside(value, lo, hi, lo_open, False):
+            raise _refuse(dotted, allowed, values)
+    return tuple(float(v) for v in values)

@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ewmtcnn import backbones, dataset, models, params, wheel
+from ewmtcnn import InputError, backbones, dataset, models, params, wheel
 from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
 
 #: `data.neutral`: drop neutral and renormalise the six emotions, or keep all seven outputs.
 NEUTRAL_CHOICES = ("drop", "keep")
+#: `train.recipe`: settings chosen on inner validation splits, or the paper's as given.
+RECIPES = ("selected", "fixed")
 #: The largest batch and number of epochs accepted: far beyond any use, they catch typos
 #: (an extra zero) before hours are spent.
 MAX_BATCH = 4096
@@ -36,6 +38,17 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """The `select.*` params: how the `selected` recipe chooses epochs, learning rate and weight decay."""
+
+    share: float  # inner validation share of an outer training fold
+    epochs: int  # early stopping up to this many epochs
+    patience: int  # ... or once no setting has improved for this many
+    lr_head: tuple[float, ...]
+    weight_decay: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Variant:
     """What to train and how."""
 
@@ -49,7 +62,9 @@ class Variant:
     weights: str | None
     head: str
     finetune: bool
-    run: Settings
+    recipe: str
+    run: Settings  # under `fixed` the settings; under `selected`, lr_head, weight_decay and epochs are chosen
+    select: Selection
 
     @property
     def emotions(self) -> tuple[str, ...]:
@@ -76,8 +91,26 @@ def settings(p: Mapping[str, Any]) -> Settings:
     )
 
 
+def selection(p: Mapping[str, Any]) -> Selection:
+    """The `select.*` params, each within its range."""
+    return Selection(
+        share=params.number(p, "select.share", 0.05, 0.5),
+        epochs=params.integer(p, "select.epochs", 1, MAX_EPOCHS),
+        patience=params.integer(p, "select.patience", 1, MAX_EPOCHS),
+        lr_head=params.numbers(p, "select.lr_head", 0, lo_open=True),
+        weight_decay=params.numbers(p, "select.weight_decay", 0),
+    )
+
+
 def from_params(p: Mapping[str, Any]) -> Variant:
     """The variant that the params select, every value checked."""
+    finetune = params.get(p, "train.finetune", bool)
+    recipe = params.choice(p, "train.recipe", RECIPES)
+    if finetune and recipe == "selected":
+        raise InputError(
+            f"{params.PARAMS}: train.recipe selected chooses settings by training many heads on cached "
+            "features; fine-tuning the whole network (train.finetune: true) needs train.recipe: fixed"
+        )
     return Variant(
         label=params.choice(p, "data.label", dataset.LABELS),
         neutral=params.choice(p, "data.neutral", NEUTRAL_CHOICES),
@@ -88,6 +121,8 @@ def from_params(p: Mapping[str, Any]) -> Variant:
         pretrained=params.get(p, "model.pretrained", bool),
         weights=params.get(p, "model.weights", (str, type(None))) or None,
         head=params.choice(p, "model.head", models.HEADS),
-        finetune=params.get(p, "train.finetune", bool),
+        finetune=finetune,
+        recipe=recipe,
         run=settings(p),
+        select=selection(p),
     )

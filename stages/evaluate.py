@@ -1,32 +1,53 @@
-"""Stage `evaluate`: accuracy and the six LDL measures per fold and as mean +- std over folds,
-on the held-out folds (`test`) and, to compare with the reimplementation, in place on the
-training images (`train`); out-of-fold predictions; learning curves, confusion, prior heatmap.
+"""Stage `evaluate`: every score per fold of every repeat, and its mean, std and corrected 95% interval
+over them, on the held-out folds (`test`) and, to compare with the reimplementation, in place on the
+training images (`train`); the same for the trivial baselines; the settings the folds trained with;
+out-of-fold predictions; learning curves, confusion, prior heatmap.
 
 Every output is computed before the first is written, so a failure leaves the previous ones whole."""
 
 from typing import Any
 
+import pandas as pd
+
 from ewmtcnn import checkpoint, cli, dataset, folds, layout, report
 from ewmtcnn.atomic import write_csv, write_json, written
 
 
+def _console(summary: dict[str, Any]) -> str:
+    """Each score's mean [95% interval]: a row per score, a column for the model (test, train) and each baseline."""
+    summaries = {part: summary[part] for part in report.PARTS}
+    summaries.update({f"{name} baseline": scores for name, scores in summary["baselines"].items()})
+    cells = {
+        name: {score: f"{v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" for score, v in scores.items()}
+        for name, scores in summaries.items()
+    }
+    return pd.DataFrame(cells).fillna("").to_string()
+
+
 def main(p: dict[str, Any]) -> None:
-    trained = [checkpoint.read_fold(layout.fold_dir(fold)) for fold in range(folds.count(p))]
+    repeats, count = folds.repeats(p), folds.count(p)
+    trained = {
+        (repeat, fold): checkpoint.read_fold(layout.fold_dir(repeat, fold))
+        for repeat in range(repeats)
+        for fold in range(count)
+    }
+    report.check_folds(trained)
     predictions = report.out_of_fold(trained, dataset.read_labels(layout.LABELS)["image"])
     summary, per_fold = report.metrics_report(trained, predictions)
+    selection = report.selection_report(trained)
     curve = report.learning_curve(trained)
     confusion = report.confusion(predictions)
-    prior = report.prior_png(trained, report.emotions(predictions))
+    prior = report.prior_png(list(trained.values()), report.emotions(predictions))
 
     write_csv(predictions, layout.PREDICTIONS)
     write_json(summary, layout.METRICS)
     write_json(per_fold, layout.FOLD_METRICS)
+    write_json(selection, layout.SELECTION)
     write_csv(curve, layout.LEARNING_CURVE)
     write_csv(confusion, layout.CONFUSION)
     with written(layout.PRIOR_PLOT) as tmp:
         tmp.write_bytes(prior)
-    for part in ("test", "train"):
-        print(f"{part:5s} " + "  ".join(f"{m} {v['mean']:.4f}+-{v['std']:.4f}" for m, v in summary[part].items()))
+    print(f"mean [95% interval] over {repeats} x {count} folds\n{_console(summary)}")
 
 
 if __name__ == "__main__":

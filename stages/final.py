@@ -7,42 +7,35 @@ of the `evaluate` stage estimate how well this model does on new images.
 
 from typing import Any
 
-import numpy as np
-
-from ewmtcnn import checkpoint, cli, images, inputs, layout, training, variant
-
-#: Seeds the initialisation as a fold does (train.seed * 1000 + fold); never one of the
-#: folds' 0..k-1, so the final model does not start from any fold's weights.
-FOLD = -1
+from ewmtcnn import checkpoint, cli, crossval, images, layout, variant
 
 
 def main(p: dict[str, Any]) -> None:
     v = variant.from_params(p)
     size = images.store_size(p, v.backbone.size)
-    data = inputs.load(v)
-    every = np.arange(len(data.labels))
-    # With every image in training, the corr priors come from all labels: no held-out set to leak into.
-    model, prior = training.network(v, data, every, seed=v.run.seed * 1000 + FOLD)
-    history = tuple(training.fit(model, data.inputs, data.targets, data.classes, every, v.run, desc="final"))
+    trained = crossval.final(v)
+    history = tuple(trained.history)
     final = checkpoint.FinalModel(
-        state=model.state_dict(),
-        prior_initial=prior,
+        state=trained.state,
+        prior_initial=trained.prior,
         prior_init=v.init,
         backbone=v.backbone.name,
         pretrained=v.pretrained,
         weights=v.weights,
         head=v.head,
         finetune=v.finetune,
-        outputs=data.emotions,
+        outputs=v.emotions,
         size=size,
-        images=len(every),
+        images=trained.images,
         history=history,
+        settings=trained.choice,
     )
     final.save(layout.FINAL)
     last = history[-1]
     print(
-        f"final model: {len(every)} images, {len(history)} epochs, last epoch's train acc {last['train_acc']:.3f}, "
-        f"train KL {last['train_kl']:.4f} -> {layout.FINAL}"
+        f"final model: {trained.images} images, {len(history)} epochs ({trained.choice['recipe']}, lr_head "
+        f"{trained.choice['lr_head']:g}, weight_decay {trained.choice['weight_decay']:g}), last epoch's train acc "
+        f"{last['train_acc']:.3f}, train KL {last['train_kl']:.4f} -> {layout.FINAL}"
     )
 
 

@@ -1,4 +1,4 @@
-"""Stage `split`: stratified k-fold assignment of every image to one test fold."""
+"""Stage `split`: stratified k-fold assignment of every image to one test fold, in each repeat."""
 
 from typing import Any
 
@@ -10,12 +10,14 @@ from ewmtcnn.atomic import write_csv
 
 def main(p: dict[str, Any]) -> None:
     label = params.choice(p, "data.label", dataset.LABELS)
-    k = folds.count(p)
+    k, repeats = folds.count(p), folds.repeats(p)
     seed = params.seed(p, "split.seed")
     labels = dataset.read_labels(layout.LABELS)
-    assignment = folds.assign(labels, label, k, seed)
+    assignment = folds.assign(labels, label, k, seed, repeats)
     write_csv(assignment, layout.FOLDS)
-    print(pd.crosstab(labels[label], assignment["fold"]).to_string())
+    first = assignment[assignment["repeat"] == 0]
+    print(f"{repeats} repeat(s) of {k} folds; images per class and fold in repeat 0:")
+    print(pd.crosstab(labels[label], first["fold"].to_numpy()).to_string())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ outputs or none."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ewmtcnn.dataset import EMOTIONS, LABEL_COLUMNS
 from stages import evaluate
 
 FOLDS = 2
+REPEATS = 2
+IMAGES = 12
 
 
 class Payload:
@@ -42,15 +45,17 @@ def labels(n: int) -> pd.DataFrame:
     return table[list(LABEL_COLUMNS)]
 
 
-def trained_fold(table: pd.DataFrame, fold: int, seed: int) -> TrainedFold:
+def trained_fold(table: pd.DataFrame, repeat: int, fold: int, seed: int) -> TrainedFold:
+    """Fold `fold` of repeat `repeat`: each repeat splits the images by its own shuffle."""
     rng = np.random.default_rng(seed)
     true = table[list(EMOTIONS)].to_numpy()
     true = true / true.sum(axis=1, keepdims=True)
-    test_idx = np.arange(fold, len(table), FOLDS)
+    test_idx = np.sort(np.random.default_rng(100 + repeat).permutation(len(table))[fold::FOLDS])
     train_idx = np.setdiff1d(np.arange(len(table)), test_idx)
     tables = [
         checkpoint.prediction_table(
             table["image"].iloc[idx],
+            repeat,
             fold,
             table["dominant"].iloc[idx],
             EMOTIONS,
@@ -62,26 +67,29 @@ def trained_fold(table: pd.DataFrame, fold: int, seed: int) -> TrainedFold:
     history = pd.DataFrame({"epoch": [1, 2], **{h: rng.random(2) for h in HISTORY}})
     weight = torch.randn(6, 4, generator=torch.Generator().manual_seed(seed))
     state = {"fc.weight": weight, "fc.bias": torch.zeros(6), "prior.weight": torch.eye(6)}
-    return TrainedFold(history, *tables, state, np.eye(6) * 0.5)
+    selection = {"recipe": "selected", "epochs": 3 + seed, "lr_head": 0.01, "weight_decay": 0.001}
+    return TrainedFold(history, *tables, state, np.eye(6) * 0.5, selection)
 
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A repository root after the train stage: labels and two trained folds."""
+    """A repository root after the train stage: labels and two repeats of two trained folds."""
     monkeypatch.chdir(tmp_path)
-    table = labels(12)
+    table = labels(IMAGES)
     layout.LABELS.parent.mkdir(parents=True)
     table.to_csv(layout.LABELS, index=False)
-    for fold in range(FOLDS):
-        trained_fold(table, fold, seed=fold).save(layout.fold_dir(fold))
+    for repeat in range(REPEATS):
+        for fold in range(FOLDS):
+            trained_fold(table, repeat, fold, seed=FOLDS * repeat + fold).save(layout.fold_dir(repeat, fold))
     return tmp_path
 
 
-PARAMS = {"split": {"folds": FOLDS}}
+PARAMS = {"split": {"folds": FOLDS, "repeats": REPEATS}}
 OUTPUTS = (
     layout.PREDICTIONS,
     layout.METRICS,
     layout.FOLD_METRICS,
+    layout.SELECTION,
     layout.LEARNING_CURVE,
     layout.CONFUSION,
     layout.PRIOR_PLOT,
@@ -89,29 +97,50 @@ OUTPUTS = (
 
 
 def test_a_fold_round_trips(workspace: Path) -> None:
-    table = labels(12)
-    original = trained_fold(table, 0, seed=0)
-    back = checkpoint.read_fold(layout.fold_dir(0))
+    original = trained_fold(labels(IMAGES), 1, 0, seed=2)
+    back = checkpoint.read_fold(layout.fold_dir(1, 0))
     assert set(back.state) == set(original.state)
     assert all(torch.equal(back.state[k], original.state[k]) for k in original.state)
     assert np.array_equal(back.prior_initial, original.prior_initial)
     assert np.array_equal(back.prior_final, np.eye(6))
     assert back.test["image"].tolist() == original.test["image"].tolist()
+    assert (back.test["repeat"] == 1).all() and (back.test["fold"] == 0).all()
     assert np.allclose(
         back.test.filter(like="pred_").to_numpy(), original.test.filter(like="pred_").to_numpy(), rtol=1e-9
     )
+    assert back.selection == original.selection
 
 
 def test_evaluate_writes_every_output(workspace: Path) -> None:
     evaluate.main(PARAMS)
     for path in OUTPUTS:
         assert path.is_file(), path
-    assert len(pd.read_csv(layout.PREDICTIONS)) == 12
+    predictions = pd.read_csv(layout.PREDICTIONS)
+    assert predictions["repeat"].tolist() == [0] * IMAGES + [1] * IMAGES
+    assert predictions["image"].tolist() == labels(IMAGES)["image"].tolist() * REPEATS
+    per_fold = json.loads(layout.FOLD_METRICS.read_text())
+    assert [(f["repeat"], f["fold"]) for f in per_fold] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    summary = json.loads(layout.METRICS.read_text())
+    assert list(summary) == ["test", "train", "test_per_class_acc", "baselines"]
+    intervals = [*summary["test"].values(), *summary["train"].values()]
+    intervals += [v for baseline in summary["baselines"].values() for v in baseline.values()]
+    assert all(v["ci_low"] <= v["mean"] <= v["ci_high"] for v in intervals)
+    assert summary["test"]["kl"]["mean"] == pytest.approx(np.mean([f["test"]["kl"] for f in per_fold]), rel=1e-9)
+    selection = json.loads(layout.SELECTION.read_text())
+    # epochs 3 + seed over the seeds 0..3: 3, 4, 5, 6.
+    assert selection["recipe"] == "selected" and selection["epochs"] == {"median": 4.5, "min": 3, "max": 6}
+    assert [f["epochs"] for f in selection["folds"]] == [3, 4, 5, 6]
+
+
+def test_evaluate_refuses_a_missing_repeat_and_writes_nothing(workspace: Path) -> None:
+    with pytest.raises(InputError, match="repeat-2/fold-0: fold not trained"):
+        evaluate.main({"split": {"folds": FOLDS, "repeats": REPEATS + 1}})
+    assert not any(p.exists() for p in OUTPUTS)
 
 
 def test_a_fold_checkpoint_carrying_code_is_refused_and_the_code_never_runs(workspace: Path) -> None:
     marker = workspace / "payload-ran"
-    path = layout.fold_dir(1) / checkpoint.WEIGHTS
+    path = layout.fold_dir(1, 1) / checkpoint.WEIGHTS
     state = {"fc.weight": torch.zeros(6, 4)}
     torch.save({"format": checkpoint.FOLD_FORMAT, "model": state, "prior_initial": Payload(marker)}, path)
     with pytest.raises(InputError) as info:
@@ -129,17 +158,17 @@ def test_a_fold_checkpoint_carrying_code_is_refused_and_the_code_never_runs(work
 def test_a_corrupt_fold_leaves_the_previous_outputs_whole(workspace: Path, content: bytes) -> None:
     evaluate.main(PARAMS)
     before = {p: p.read_bytes() for p in OUTPUTS}
-    (layout.fold_dir(0) / checkpoint.WEIGHTS).write_bytes(content)
-    with pytest.raises(InputError, match=str(layout.fold_dir(0) / checkpoint.WEIGHTS)):
+    (layout.fold_dir(0, 0) / checkpoint.WEIGHTS).write_bytes(content)
+    with pytest.raises(InputError, match=str(layout.fold_dir(0, 0) / checkpoint.WEIGHTS)):
         evaluate.main(PARAMS)
     assert {p: p.read_bytes() for p in OUTPUTS} == before
 
 
 def test_a_checkpoint_of_another_layout_is_refused(workspace: Path) -> None:
-    path = layout.fold_dir(0) / checkpoint.WEIGHTS
+    path = layout.fold_dir(0, 0) / checkpoint.WEIGHTS
     torch.save({"model": {}, "prior_initial": None}, path)  # no format tag: an older or foreign file
     with pytest.raises(InputError, match="not a fold checkpoint"):
-        checkpoint.read_fold(layout.fold_dir(0))
+        checkpoint.read_fold(layout.fold_dir(0, 0))
 
 
 def final_model(history_value: float = 0.5) -> FinalModel:
@@ -157,6 +186,7 @@ def final_model(history_value: float = 0.5) -> FinalModel:
         size=256,
         images=10,
         history=({"epoch": 1, "train_loss": history_value},),
+        settings={"recipe": "fixed", "epochs": 1, "lr_head": 0.01, "weight_decay": 0.0005, "inner_kl": None},
     )
 
 

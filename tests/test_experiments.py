@@ -23,9 +23,13 @@ PARAMS = dict(
     preprocess__size=224,
     split__folds=3,
     split__seed=0,
+    split__repeats=2,
     model__pretrained=False,
     train__epochs=3,
     train__batch_size=8,
+    select__share=0.25,  # 6 inner-validation images of the 24 in a training set: one per class
+    select__epochs=4,
+    select__patience=2,
 )
 
 
@@ -44,27 +48,34 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Repo:
 def test_repro_writes_metrics_predictions_and_plots(pipeline: Repo) -> None:
     root = pipeline.root
     summary = json.loads((root / layout.METRICS).read_text())
-    measures = {"acc", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"}
+    scores = {"acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"}
     for part in ("test", "train"):
-        assert set(summary[part]) == measures
-        assert all(set(v) == {"mean", "std"} for v in summary[part].values())
+        assert set(summary[part]) == scores
+        assert all(set(v) == {"mean", "std", "ci_low", "ci_high"} for v in summary[part].values())
+        assert all(v["ci_low"] <= v["mean"] <= v["ci_high"] for v in summary[part].values())
+    assert set(summary["baselines"]) == {"mean", "majority"}
     predictions = pd.read_csv(root / layout.PREDICTIONS)
     emotions = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
     assert list(predictions.columns) == [
         "image",
+        "repeat",
         "fold",
         "label",
         *(f"true_{e}" for e in emotions),
         *(f"pred_{e}" for e in emotions),
     ]
-    assert len(predictions) == 36 and predictions["image"].is_unique
+    assert len(predictions) == 2 * 36 and not predictions[["image", "repeat"]].duplicated().any()
     assert np.allclose(predictions[[f"pred_{e}" for e in emotions]].sum(axis=1), 1)
     curve = pd.read_csv(root / layout.LEARNING_CURVE)
-    assert list(curve["epoch"]) == [1, 2, 3]
+    assert list(curve["epoch"]) == list(range(1, len(curve) + 1)) and 1 <= len(curve) <= 4
     assert set(pd.read_csv(root / layout.CONFUSION)["predicted"]) <= set(emotions)
     assert (root / layout.PRIOR_PLOT).read_bytes().startswith(b"\x89PNG")
-    for fold in range(3):
-        assert (root / layout.fold_dir(fold) / "model.pt").is_file()
+    selection = json.loads((root / layout.SELECTION).read_text())
+    assert selection["recipe"] == "selected" and len(selection["folds"]) == 6
+    assert all(1 <= f["epochs"] <= 4 and f["lr_head"] in (0.003, 0.01, 0.03) for f in selection["folds"])
+    for repeat in range(2):
+        for fold in range(3):
+            assert (root / layout.fold_dir(repeat, fold) / "model.pt").is_file()
 
 
 def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> None:
@@ -74,7 +85,7 @@ def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> N
     true = [c for c in predictions.columns if c.startswith("true_")]
     pred = [c for c in predictions.columns if c.startswith("pred_")]
     per_fold: dict[str, list[float]] = {m: [] for m in ("acc", "kl", "chebyshev", "canberra", "cosine")}
-    for _, fold in predictions.groupby("fold"):
+    for _, fold in predictions.groupby(["repeat", "fold"]):
         p, q = fold[true].to_numpy(), fold[pred].to_numpy()
         argmax = np.asarray([c.removeprefix("pred_") for c in pred])[q.argmax(axis=1)]
         per_fold["acc"].append(float(np.mean(argmax == fold["label"].to_numpy())))
@@ -98,9 +109,10 @@ def test_forced_rerun_gives_identical_metrics(pipeline: Repo) -> None:
 
 
 def test_one_fold_alone_equals_the_same_fold_within_all_folds(pipeline: Repo) -> None:
-    fold = pipeline.root / layout.fold_dir(1)
-    within = {name: (fold / name).read_bytes() for name in ("test.csv", "train.csv", "history.csv")}
-    pipeline.run(sys.executable, "-m", "stages.train", "--fold", "1")
+    fold = pipeline.root / layout.fold_dir(1, 1)
+    names = ("test.csv", "train.csv", "history.csv", "selection.json", "model.pt")
+    within = {name: (fold / name).read_bytes() for name in names}
+    pipeline.run(sys.executable, "-m", "stages.train", "--repeat", "1", "--fold", "1")
     assert {name: (fold / name).read_bytes() for name in within} == within
 
 

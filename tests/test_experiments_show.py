@@ -1,5 +1,5 @@
 """What DVC knows about the experiments (ewmtcnn.experiments), on real `dvc exp show --json` output
-of a throwaway DVC project (tests/variants_project.py) holding the 13 arms as experiments."""
+of a throwaway DVC project (tests/variants_project.py) holding the 33 experiments of the three grids."""
 
 from __future__ import annotations
 
@@ -14,10 +14,21 @@ import pytest
 
 from dvcrepo import Repo
 from ewmtcnn import InputError
-from ewmtcnn.experiments import arm_rows, exp_show, experiments, predictions
+from ewmtcnn import experiments as module
 from ewmtcnn.experiments import dvc as run_dvc
-from ewmtcnn.grid import ARMS, BASELINE
-from variants_project import CORR_SEED, EYE_SEED, RAND_DIRECT, build, exp_name, read_show
+from ewmtcnn.experiments import exp_show, experiments, grid_rows, predictions, selection, settings
+from ewmtcnn.grid import GRIDS
+from variants_project import (
+    CORR_SEED,
+    EYE_SEED,
+    ORIGINAL_SEED_C,
+    QUEUED,
+    RAND_DIRECT,
+    TABLE_A,
+    build,
+    exp_name,
+    read_show,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +54,17 @@ def test_exp_show_json_shape(show: list) -> None:
     experiments under the baseline, one rev each; a failed one carries `error`."""
     assert show[0]["rev"] == "workspace" and show[0]["experiments"] is None
     baseline = show[1]
-    assert baseline["name"] == "main" and len(baseline["experiments"]) == 15
+    assert baseline["name"] == "main" and len(baseline["experiments"]) == 35
     by_name = {e["name"]: e for e in baseline["experiments"]}
     assert by_name["broken"]["revs"][0]["error"]["msg"] == "Experiment run failed"
     assert by_name["broken"]["executor"]["state"] == "failed"
     assert by_name["pending"]["executor"]["state"] == "queued"
     assert by_name["pending"]["revs"][0]["data"]["metrics"] == {}
-    good = by_name["none"]
+    good = by_name[exp_name(QUEUED)]
     assert good["revs"][0]["error"] is None and good["executor"]["state"] == "success"
-    metrics = good["revs"][0]["data"]["metrics"]["metrics/metrics.json"]["data"]
-    assert set(metrics) == {"test", "train", "test_per_class_acc"}
+    metrics = good["revs"][0]["data"]["metrics"]
+    assert set(metrics["metrics/metrics.json"]["data"]) == {"test", "train", "test_per_class_acc", "baselines"}
+    assert set(metrics["metrics/selection.json"]["data"]) == {"recipe", "epochs", "lr_head", "weight_decay"}
 
 
 def test_exp_show_reads_a_saved_copy_or_refuses_it(project: Repo, tmp_path: Path) -> None:
@@ -69,7 +81,7 @@ def test_exp_show_reads_a_saved_copy_or_refuses_it(project: Repo, tmp_path: Path
 
 def test_experiments_one_row_each_with_params_metrics_and_errors(project: Repo, show: list) -> None:
     frame = experiments(show)
-    assert len(frame) == 15 and frame["name"].is_unique
+    assert len(frame) == 35 and frame["name"].is_unique
     errors = frame.set_index("name")["error"]
     assert errors["broken"] == "Experiment run failed" and errors["pending"] == "not finished (queued)"
     assert errors.drop(["broken", "pending"]).isna().all()
@@ -81,25 +93,42 @@ def test_experiments_one_row_each_with_params_metrics_and_errors(project: Repo, 
         "data.neutral",
         "model.backbone",
         "train.finetune",
+        "train.recipe",
         "split.folds",
+        "split.repeats",
+        "select.share",
         "test.acc.mean",
+        "test.kl.ci_low",
         "train.kl.std",
         "test_per_class_acc.joy",
+        "baselines.mean.kl.ci_high",
+        "baselines.majority.macro_f1.mean",
     } <= set(frame)
+    assert "baselines.majority.kl.mean" not in frame  # one-hot: no LDL measures
     # A failed experiment shows its baseline's metrics in dvc exp show: they must not be taken.
     assert frame.set_index("name").loc[["broken", "pending"], "test.acc.mean"].isna().all()
     row = frame.set_index("name").loc[exp_name(EYE_SEED)]
     assert (row["prior.init"], row["prior.freeze"], row["model.head"]) == ("eye", False, "seed")
+    assert (row["data.label"], row["train.recipe"]) == ("dominant", "selected")
     committed = json.loads(project.run("git", "show", f"{row['rev']}:metrics/metrics.json").stdout)
     assert row["test.kl.mean"] == committed["test"]["kl"]["mean"]
-    assert row["train.acc.std"] == committed["train"]["acc"]["std"]
+    assert row["train.acc.ci_high"] == committed["train"]["acc"]["ci_high"]
+    assert row["baselines.mean.cosine.ci_low"] == committed["baselines"]["mean"]["cosine"]["ci_low"]
 
 
-def test_queued_overrides_are_the_arms_params(show: list) -> None:
-    """`none` and `broken` were queued with `Arm.overrides()`: DVC read them back as the arms' params."""
+def test_settings_are_the_params_only(show: list) -> None:
+    """The params that must agree across a table: the `train` params, not the `train` scores."""
+    agreed = settings(experiments(show), ["prior.init"])
+    assert {"train.epochs", "train.recipe", "select.share", "data.label", "split.repeats"} <= set(agreed)
+    assert "prior.init" not in agreed and "name" not in agreed
+    assert not [c for c in agreed if c.startswith(("test", "baselines.")) or c.startswith("train.acc.")]
+
+
+def test_queued_overrides_are_the_experiments_params(show: list) -> None:
+    """QUEUED and `broken` were queued with `Experiment.overrides()`: DVC read them back as its params."""
     frame = experiments(show).set_index("name")
-    for name, arm in (("none", BASELINE), ("broken", CORR_SEED)):
-        assert {param: frame.at[name, param] for param in arm.params()} == arm.params()
+    for name, experiment in ((exp_name(QUEUED), QUEUED), ("broken", CORR_SEED)):
+        assert {param: frame.at[name, param] for param in experiment.params()} == experiment.params()
 
 
 def test_experiments_reports_unreadable_metrics(show: list) -> None:
@@ -117,65 +146,80 @@ def test_experiments_reports_unreadable_metrics(show: list) -> None:
 def test_experiments_without_any() -> None:
     frame = experiments([{"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None}])
     assert frame.empty and {"name", "rev", "timestamp", "error"} <= set(frame)
-    with pytest.raises(InputError, match="no usable experiment for 13 of the 13 variants"):
-        arm_rows(frame, ARMS)
+    with pytest.raises(InputError, match="no usable experiment for 13 of the 13 variants of table A"):
+        grid_rows(frame, TABLE_A)
 
 
-def test_arm_rows_picks_each_arm(show: list) -> None:
-    rows = arm_rows(experiments(show), ARMS)
-    assert list(rows.index) == [arm.label for arm in ARMS]
-    assert list(rows["name"]) == [exp_name(arm) for arm in ARMS]
+def test_grid_rows_picks_each_arm_of_each_grid(show: list) -> None:
+    """Tables B and C share the recipe and the head of six arms: the label tells them apart."""
+    frame = experiments(show)
+    for grid in GRIDS:
+        rows = grid_rows(frame, grid)
+        assert list(rows.index) == [arm.label for arm in grid.arms]
+        assert list(rows["name"]) == [exp_name(experiment) for experiment in grid.experiments()]
+        assert set(rows["data.label"]) == {dict(grid.fixed)["data.label"]}
 
 
-def test_arm_rows_takes_the_newest(show: list) -> None:
+def test_grid_rows_takes_the_newest(show: list) -> None:
     frame = experiments(show)
     newer = frame[frame["name"] == exp_name(RAND_DIRECT)].assign(
         name="rerun", rev="f" * 40, timestamp=frame["timestamp"].max() + pd.Timedelta(seconds=1)
     )
-    rows = arm_rows(pd.concat([frame, newer], ignore_index=True), ARMS)
+    rows = grid_rows(pd.concat([frame, newer], ignore_index=True), TABLE_A)
     assert rows.at["rand unfreeze direct", "name"] == "rerun"
 
 
-def test_arm_rows_names_missing_arms(show: list) -> None:
+def test_grid_rows_names_missing_arms(show: list) -> None:
     frame = experiments(show)
-    gone = frame[~frame["name"].isin([exp_name(CORR_SEED), exp_name(BASELINE)])]
+    gone = frame[~frame["name"].isin([exp_name(CORR_SEED), exp_name(QUEUED)])]
     with pytest.raises(InputError) as error:
-        arm_rows(gone, ARMS)
+        grid_rows(gone, TABLE_A)
     message = str(error.value)
     assert message.startswith(
-        "no usable experiment for 2 of the 13 variants: none (dvc exp run --queue -S prior.init=none)"
+        "no usable experiment for 2 of the 13 variants of table A: none (dvc exp run --queue "
+        "-S data.label=dominant -S train.recipe=selected -S prior.init=none)"
     )
     # The failed experiment that would have been the arm is named, with DVC's reason.
     assert "corr unfreeze seed (broken Experiment run failed)" in message
     assert "\n" not in message
     with pytest.raises(
         InputError,
-        match=r"rand unfreeze direct \(dvc exp run --queue -S prior.init=rand "
-        r"-S prior.freeze=false -S model.head=direct\)",
+        match=r"of table C: original freeze seed \(dvc exp run --queue -S data.label=folder -S train.recipe=fixed "
+        r"-S train.lr_head=0.01 -S prior.init=original -S prior.freeze=true -S model.head=seed\)",
     ):
-        arm_rows(frame[frame["name"] != exp_name(RAND_DIRECT)], ARMS)
+        grid_rows(frame[frame["name"] != exp_name(ORIGINAL_SEED_C)], ORIGINAL_SEED_C.grid)
 
 
-def test_arm_rows_refuses_rows_of_other_settings(show: list) -> None:
+def test_grid_rows_refuses_rows_of_other_settings(show: list) -> None:
     frame = experiments(show)
     eye_seed = exp_name(EYE_SEED)
     frame.loc[frame["name"] == eye_seed, "train.epochs"] = 3
     groups = rf"\(20: none \[\S+\], .*; 3: eye unfreeze seed \[{eye_seed}\]\)"
-    with pytest.raises(InputError, match=rf"differ in train\.epochs {groups}"):
-        arm_rows(frame, ARMS)
+    with pytest.raises(InputError, match=rf"variants of table A differ in train\.epochs {groups}"):
+        grid_rows(frame, TABLE_A)
     frame = experiments(show)
-    frame.loc[frame["name"] == exp_name(BASELINE), "data.label"] = "folder"
-    with pytest.raises(InputError, match=r"differ in data\.label"):
-        arm_rows(frame, ARMS)
+    frame.loc[frame["name"] == exp_name(QUEUED), "select.share"] = 0.3
+    with pytest.raises(InputError, match=r"differ in select\.share"):
+        grid_rows(frame, TABLE_A)
 
 
 def test_predictions_from_the_experiments_commit(project: Repo, show: list, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project.root)
-    row = arm_rows(experiments(show), ARMS).loc[EYE_SEED.label]
+    row = grid_rows(experiments(show), TABLE_A).loc[EYE_SEED.arm.label]
     table = predictions(row)
-    assert len(table) == 60 and table["image"].is_unique
+    assert len(table) == 3 * 60 and not table.duplicated(["repeat", "image"]).any()
     committed = project.run("git", "show", f"{row['rev']}:metrics/predictions.csv").stdout.splitlines()
     assert table.columns.tolist() == committed[0].split(",")
     assert table.iloc[7]["pred_joy"] == pytest.approx(float(committed[8].split(",")[table.columns.get_loc("pred_joy")]))
     with pytest.raises(InputError, match=r"reading metrics/predictions.csv of experiment none \(0000000\) failed"):
         predictions(pd.Series({"name": "none", "rev": "0" * 40}))
+
+
+def test_selection_from_the_experiments_commit(project: Repo, show: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project.root)
+    row = grid_rows(experiments(show), TABLE_A).loc[EYE_SEED.arm.label]
+    committed = json.loads(project.run("git", "show", f"{row['rev']}:metrics/selection.json").stdout)
+    assert selection(row) == {name: committed[name] for name in ("epochs", "lr_head", "weight_decay")}
+    monkeypatch.setattr(module, "_committed", lambda row, path: '{"epochs": {"median": 7}}')
+    with pytest.raises(InputError, match=r"metrics/selection.json of experiment .* not the settings .*KeyError: 'min'"):
+        selection(row)

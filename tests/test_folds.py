@@ -34,7 +34,7 @@ UNEVEN = {"joy": 23, "sadness": 10, "fear": 7, "anger": 5}
 def test_every_image_in_exactly_one_fold(folds: int, seed: int) -> None:
     labels = table(UNEVEN)
     out = assign(labels, "dominant", folds, seed)
-    assert list(out.columns) == ["image", "fold"]
+    assert list(out.columns) == ["image", "repeat", "fold"] and set(out["repeat"]) == {0}
     # Same rows, same order as the labels table: one fold per image, none missing, none repeated.
     assert list(out["image"]) == list(labels["image"])
     assert out["image"].is_unique
@@ -80,8 +80,21 @@ def test_same_params_give_the_same_bytes(tmp_path: Path) -> None:
     assign(labels, "dominant", 5, 42).to_csv(first, index=False)
     assign(labels.copy(), "dominant", 5, 42).to_csv(second, index=False)
     assert first.read_bytes() == second.read_bytes()
-    assert first.read_text().splitlines()[0] == "image,fold"
+    assert first.read_text().splitlines()[0] == "image,repeat,fold"
     assert len(first.read_text().splitlines()) == 1 + 45
+
+
+def test_repeats_are_splits_with_successive_seeds() -> None:
+    """Repeat r is the split a single run with seed + r gives; each repeat covers every image once."""
+    labels = table(UNEVEN)
+    three = assign(labels, "dominant", 5, 7, repeats=3)
+    assert len(three) == 3 * 45 and three["repeat"].tolist() == [0] * 45 + [1] * 45 + [2] * 45
+    for r in range(3):
+        rows = three[three["repeat"] == r]
+        alone = assign(labels, "dominant", 5, 7 + r)
+        assert rows["image"].tolist() == labels["image"].tolist()
+        assert rows["fold"].tolist() == alone["fold"].tolist()
+    assert three[three["repeat"] == 0]["fold"].tolist() != three[three["repeat"] == 1]["fold"].tolist()
 
 
 def test_different_seed_gives_a_different_assignment() -> None:
@@ -160,15 +173,17 @@ DOMINANT_OK = labels_csv(
 
 @pytest.mark.parametrize("label,labels", [("folder", FOLDER_OK), ("dominant", DOMINANT_OK)])
 def test_split_stage_stratifies_by_the_chosen_label(tmp_path: Path, label: str, labels: pd.DataFrame) -> None:
-    cwd = split_dir(tmp_path, labels, label=label, folds=5, seed=0)
+    cwd = split_dir(tmp_path, labels, label=label, folds=5, seed=0, repeats=2)
     result = run_stage_script("split", cwd)
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(cwd / "data" / "folds.csv")
-    assert list(out["image"]) == list(labels["image"])
-    counts = pd.crosstab(labels[label], out["fold"])
-    assert counts.loc["joy"].tolist() == [2] * 5
-    assert counts.loc["sadness"].tolist() == [2] * 5
-    assert result.stdout.split()[0] == "fold" and label in result.stdout.split()
+    for r in (0, 1):
+        rows = out[out["repeat"] == r]
+        assert list(rows["image"]) == list(labels["image"])
+        counts = pd.crosstab(labels[label], rows["fold"].to_numpy())
+        assert counts.loc["joy"].tolist() == [2] * 5
+        assert counts.loc["sadness"].tolist() == [2] * 5
+    assert "2 repeat(s) of 5 folds" in result.stdout and label in result.stdout.split()
 
 
 def run_in_process(cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

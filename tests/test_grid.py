@@ -1,25 +1,68 @@
-"""The arms of the comparison and the queue runner (ewmtcnn.grid), with DVC replaced by a recorder;
-that DVC reads the overrides as the arms' params is checked in test_experiments_show.py."""
+"""The arms and grids of the comparison and the queue runner (ewmtcnn.grid), with DVC replaced by a
+recorder; that DVC reads the overrides as the experiments' params is checked in
+test_experiments_show.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from ewmtcnn import InputError, experiments, grid
-from ewmtcnn.grid import ARMS, BASELINE, Arm
+from ewmtcnn.grid import ARMS, BASELINE, EXPERIMENTS, GRIDS, SEED_ARMS, Arm, Experiment
 
 
 def test_arms() -> None:
     assert len(ARMS) == 13 and ARMS[0] == BASELINE and len(set(ARMS)) == 13
     assert [arm.label for arm in ARMS[:3]] == ["none", "original freeze direct", "original freeze seed"]
     assert {arm.head for arm in ARMS[1:]} == {"direct", "seed"} and BASELINE.freeze is None
+    assert SEED_ARMS[0] == BASELINE and [arm.label for arm in SEED_ARMS[1:]] == [
+        "original freeze seed",
+        "original unfreeze seed",
+        "eye unfreeze seed",
+        "rand unfreeze seed",
+        "corr freeze seed",
+        "corr unfreeze seed",
+    ]
+
+
+def test_grids() -> None:
+    """A and B: the 13 arms under each recipe; C: the reimplementation's setting. Each pins the label
+    too, so that no experiment of one grid is also an arm of another (B's and C's share the recipe),
+    and B and C the paper's head learning rate, so that one run at another is no row of theirs."""
+    a, b, c = GRIDS
+    assert [g.name for g in GRIDS] == ["A", "B", "C"]
+    assert (a.arms, dict(a.fixed)) == (ARMS, {"data.label": "dominant", "train.recipe": "selected"})
+    paper = {"train.recipe": "fixed", "train.lr_head": 0.01}
+    assert (b.arms, dict(b.fixed)) == (ARMS, {"data.label": "dominant", **paper})
+    assert (c.arms, dict(c.fixed)) == (SEED_ARMS, {"data.label": "folder", **paper})
+    assert len(EXPERIMENTS) == 33 and len({tuple(sorted(e.params().items())) for e in EXPERIMENTS}) == 33
+    assert [e.grid.name for e in EXPERIMENTS] == ["A"] * 13 + ["B"] * 13 + ["C"] * 7
 
 
 def test_overrides() -> None:
-    assert BASELINE.overrides() == ["prior.init=none"]  # no prior to freeze; the default head
-    assert Arm("original", True, "seed").overrides() == ["prior.init=original", "prior.freeze=true", "model.head=seed"]
-    assert Arm("corr", False, "direct").overrides() == ["prior.init=corr", "prior.freeze=false", "model.head=direct"]
-    assert len({tuple(arm.overrides()) for arm in ARMS}) == 13
+    a, b, c = GRIDS
+    assert Experiment(a, BASELINE).overrides() == ["data.label=dominant", "train.recipe=selected", "prior.init=none"]
+    assert Experiment(b, Arm("original", True, "seed")).overrides() == [
+        "data.label=dominant",
+        "train.recipe=fixed",
+        "train.lr_head=0.01",
+        "prior.init=original",
+        "prior.freeze=true",
+        "model.head=seed",
+    ]
+    assert Experiment(c, Arm("corr", False, "seed")).overrides() == [
+        "data.label=folder",
+        "train.recipe=fixed",
+        "train.lr_head=0.01",
+        "prior.init=corr",
+        "prior.freeze=false",
+        "model.head=seed",
+    ]
+    assert Experiment(c, BASELINE).params() == {
+        "data.label": "folder",
+        "train.recipe": "fixed",
+        "train.lr_head": 0.01,
+        "prior.init": "none",
+    }
 
 
 class FakeDvc:
@@ -34,19 +77,24 @@ class FakeDvc:
         return self.statuses.pop(0) if args[:2] == ("queue", "status") else ""
 
 
-def test_queue_one_experiment_per_arm_with_its_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_queue_one_experiment_per_grid_and_arm_with_its_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDvc()
     monkeypatch.setattr(experiments, "dvc", fake)
     grid.queue("/data/Emotion6.zip")
-    assert fake.calls[0] == ("exp", "run", "--queue", "-S", "prior.init=none", "-S", "data.source=/data/Emotion6.zip")
-    for arm, call in zip(ARMS, fake.calls, strict=True):
+    assert fake.calls[0] == (
+        "exp",
+        "run",
+        "--queue",
+        *("-S", "data.label=dominant", "-S", "train.recipe=selected", "-S", "prior.init=none"),
+        *("-S", "data.source=/data/Emotion6.zip"),
+    )
+    assert len(fake.calls) == 33
+    for experiment, call in zip(EXPERIMENTS, fake.calls, strict=True):
         assert call[:3] == ("exp", "run", "--queue") and set(call[3::2]) == {"-S"}
-        assert list(call[4::2]) == [*arm.overrides(), "data.source=/data/Emotion6.zip"]
+        assert list(call[4::2]) == [*experiment.overrides(), "data.source=/data/Emotion6.zip"]
     fake.calls.clear()
-    grid.queue(None, ARMS[1:2])
-    assert fake.calls == [
-        ("exp", "run", "--queue", "-S", "prior.init=original", "-S", "prior.freeze=true", "-S", "model.head=direct")
-    ]
+    grid.queue(None, EXPERIMENTS[-1:])
+    assert fake.calls == [("exp", "run", "--queue", *(a for o in EXPERIMENTS[-1].overrides() for a in ("-S", o)))]
 
 
 RUNNING = (

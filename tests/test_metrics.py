@@ -7,13 +7,17 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.spatial import distance
 from scipy.special import rel_entr
 from scipy.stats import entropy
+from sklearn.metrics import balanced_accuracy_score
 
 from ewmtcnn.metrics import (
     MEASURES,
+    SCORES,
     accuracy,
+    class_scores,
     distances,
     fold_scores,
     per_class_accuracy,
@@ -144,36 +148,85 @@ def test_accuracy_input_checks() -> None:
         per_class_accuracy(LABELS, PREDICTIONS, NAMES[:3])
 
 
+def test_balanced_accuracy_and_macro_f1_by_hand() -> None:
+    # Predicted 0, 2, 2, 1 for labels 0, 1, 2, 1; joy (3) is neither a label nor predicted.
+    # Recall: anger 1/1, disgust 1/2, fear 1/1 -> balanced accuracy (1 + 1/2 + 1) / 3 = 5/6.
+    # F1 = 2PR / (P + R): anger P 1/1, R 1 -> 1; disgust P 1/1, R 1/2 -> 2/3; fear P 1/2, R 1 -> 2/3.
+    scores = class_scores(LABELS, PREDICTIONS)
+    assert scores == pytest.approx({"acc": 0.75, "balanced_acc": 5 / 6, "macro_f1": (1 + 2 / 3 + 2 / 3) / 3}, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("error")  # a class predicted but absent from the labels is expected, not warned about
+def test_a_predicted_class_absent_from_the_labels_adds_no_zero() -> None:
+    # Labels anger, anger, disgust; predicted anger, joy, disgust: joy is predicted but nobody is labelled joy.
+    labels = np.array([0, 0, 1])
+    q = np.array([[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7], [0.1, 0.7, 0.1, 0.1]])
+    scores = class_scores(labels, q)
+    # Recall: anger 1/2, disgust 1/1 -> 3/4. F1: anger P 1, R 1/2 -> 2/3; disgust 1. Joy's F1 of 0 not counted:
+    # (2/3 + 1) / 2 = 5/6, not (2/3 + 1 + 0) / 3 = 5/9.
+    assert scores["balanced_acc"] == pytest.approx(3 / 4, rel=1e-12)
+    assert scores["macro_f1"] == pytest.approx(5 / 6, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_balanced_accuracy_is_scikit_learns(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels, q = rng.integers(0, 5, 30), rng.dirichlet(np.ones(6), 30)  # class 5 can only be predicted
+    expected = balanced_accuracy_score(labels, q.argmax(axis=1))
+    assert class_scores(labels, q)["balanced_acc"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_fold_of_one_class() -> None:
+    assert class_scores(np.array([1, 1]), np.array([[0.2, 0.8], [0.6, 0.4]])) == {
+        "acc": 0.5,
+        "balanced_acc": 0.5,
+        "macro_f1": pytest.approx(2 / 3, rel=1e-12),  # P 1/1, R 1/2
+    }
+
+
 def test_fold_scores() -> None:
     p = np.array([[0.6, 0.2, 0.1, 0.1], [0.0, 0.5, 0.5, 0.0], [0.1, 0.1, 0.8, 0.0], [0.3, 0.3, 0.2, 0.2]])
     scores = fold_scores(p, PREDICTIONS, LABELS)
-    assert list(scores) == ["acc", *MEASURES]
+    assert list(scores) == list(SCORES) == ["acc", "balanced_acc", "macro_f1", *MEASURES]
     assert scores["acc"] == 0.75
+    assert scores["balanced_acc"] == pytest.approx(5 / 6, rel=1e-12)
     assert scores["kl"] == pytest.approx(rel_entr(p, PREDICTIONS).sum(axis=1).mean(), rel=1e-12)
     for name, values in distances(p, PREDICTIONS).items():
         assert scores[name] == pytest.approx(values.mean(), rel=1e-12)
     assert all(type(v) is float for v in scores.values())
 
 
-def test_summarise_matches_numpy_sample_std() -> None:
+def test_summarise_matches_numpy_sample_std_and_the_corrected_interval() -> None:
     folds = [{"acc": 0.5, "kl": 0.40}, {"acc": 0.6, "kl": 0.35}, {"acc": 0.55, "kl": 0.45}]
-    summary = summarise(folds)
+    summary = summarise(folds, test_train_ratio=0.25)
     for key in ("acc", "kl"):
         values = np.array([f[key] for f in folds])
         assert summary[key]["mean"] == pytest.approx(values.mean(), rel=1e-12)
         assert summary[key]["std"] == pytest.approx(values.std(ddof=1), rel=1e-12)
     # By hand for acc: mean 0.55; deviations -.05, .05, 0; sum of squares .005 / (3 - 1) -> std 0.05.
+    # Half width t_{0.975, 2} * sqrt((1/3 + 1/4) * 0.05^2).
     assert summary["acc"]["std"] == pytest.approx(0.05, rel=1e-12)
+    half = stats.t.ppf(0.975, 2) * math.sqrt((1 / 3 + 1 / 4) * 0.05**2)
+    assert summary["acc"]["ci_low"] == pytest.approx(0.55 - half, rel=1e-12)
+    assert summary["acc"]["ci_high"] == pytest.approx(0.55 + half, rel=1e-12)
+    assert list(summary["acc"]) == ["mean", "std", "ci_low", "ci_high"]
     assert json.loads(json.dumps(summary)) == summary
     assert all(type(v) is float for s in summary.values() for v in s.values())
 
 
 def test_summarise_one_fold() -> None:
-    assert summarise([{"acc": 0.7, "kl": 0.3}]) == {"acc": {"mean": 0.7, "std": 0.0}, "kl": {"mean": 0.3, "std": 0.0}}
+    assert summarise([{"acc": 0.7, "kl": 0.3}], 0.25) == {
+        "acc": {"mean": 0.7, "std": 0.0, "ci_low": 0.7, "ci_high": 0.7},
+        "kl": {"mean": 0.3, "std": 0.0, "ci_low": 0.3, "ci_high": 0.3},
+    }
 
 
 def test_summarise_bad_input() -> None:
     with pytest.raises(ValueError, match="no folds"):
-        summarise([])
+        summarise([], 0.25)
     with pytest.raises(ValueError, match="folds report different scores"):
-        summarise([{"acc": 0.5}, {"kl": 0.3}])
+        summarise([{"acc": 0.5}, {"kl": 0.3}], 0.25)
+    with pytest.raises(ValueError, match="^kl: need one finite value per fold"):
+        summarise([{"acc": 0.5, "kl": 0.3}, {"acc": 0.6, "kl": math.inf}], 0.25)

@@ -39,13 +39,22 @@ BAD = [
     ("train.momentum", -0.1, "a finite number in [0, 1)"),
     ("train.lambda", 1.5, "a finite number in [0, 1]"),
     ("train.lambda", True, "a finite number in [0, 1]"),
-    ("train.seed", -1, "an integer in [0, 4294967295]"),
+    ("train.seed", -1, "an integer in [0, 2147483647]"),
     ("prior.sigma", 0, "a finite number > 0"),
     ("prior.init", "wheel", "one of none, original, eye"),
     ("prior.freeze", "yes", "true or false"),
     ("model.head", "mlp", "one of direct, seed"),
     ("data.neutral", "maybe", "one of drop, keep"),
     ("data.label", "keyword", "one of dominant, folder"),
+    ("train.recipe", "tuned", "one of selected, fixed"),
+    ("select.share", 0.9, "a finite number in [0.05, 0.5]"),
+    ("select.epochs", 0, "an integer in [1, 10000]"),
+    ("select.patience", 0, "an integer in [1, 10000]"),
+    ("select.lr_head", [], "a non-empty list of distinct finite numbers > 0"),
+    ("select.lr_head", [0.01, 0.01], "a non-empty list of distinct finite numbers > 0"),
+    ("select.lr_head", [0.01, 0], "a non-empty list of distinct finite numbers > 0"),
+    ("select.weight_decay", [0.01, -1], "a non-empty list of distinct finite numbers >= 0"),
+    ("select.weight_decay", 0.01, "a non-empty list of distinct finite numbers >= 0"),
 ]
 
 
@@ -78,7 +87,9 @@ def test_training_stages_refuse_bad_params_before_reading_or_writing(
         ("preprocess.size", 100_000, "an integer in [224, 1024]", preprocess),
         ("split.folds", 1, "an integer in [2, 20]", split),
         ("split.folds", 0, "an integer in [2, 20]", evaluate),
-        ("split.seed", -5, "an integer in [0, 4294967295]", split),
+        ("split.repeats", 0, "an integer in [1, 10]", split),
+        ("split.repeats", 11, "an integer in [1, 10]", evaluate),
+        ("split.seed", -5, "an integer in [0, 2147483647]", split),
         ("data.label", "keyword", "one of dominant, folder", split),
     ],
 )
@@ -97,6 +108,14 @@ def test_a_number_written_as_yaml_1_1_text_gets_a_hint() -> None:
     p = yaml.safe_load("train:\n  lr_head: 1e-3\n")
     with pytest.raises(InputError, match=r"write 0\.001 or 1\.0e-3"):
         params.number(p, "train.lr_head", 0)
+
+
+def test_fine_tuning_needs_the_fixed_recipe() -> None:
+    p = with_value("train.finetune", True)
+    with pytest.raises(InputError, match="needs train.recipe: fixed"):
+        variant.from_params(p)
+    p["train"]["recipe"] = "fixed"
+    assert variant.from_params(p).finetune
 
 
 def test_missing_param_is_named() -> None:

@@ -17,7 +17,9 @@ from support import REPO, files_under, table_rows, write_emotion6, zip_folder
 
 SIZE = 224
 PER_EMOTION = 10  # 10 images of each emotion: 5 folds of 2
-PARAMS = dict(data__sha256="", data__label="dominant", preprocess__size=SIZE, split__folds=5, split__seed=0)
+PARAMS = dict(
+    data__sha256="", data__label="dominant", preprocess__size=SIZE, split__folds=5, split__seed=0, split__repeats=2
+)
 OUTPUTS = (layout.RAW / "ground_truth.txt", layout.IMAGES, layout.LABELS, layout.FOLDS)
 
 
@@ -51,13 +53,15 @@ def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: Repo) -> None:
     assert labels["image"].tolist() == [row.split("\t")[0] for row in expected_rows]
     for i in (0, 59):
         assert np.array_equal(store[i], square(raw / "images" / labels["image"][i], SIZE))
-    # split: every image once; the folder emotion always dominates in table_rows (it gets
-    # 6 extra votes over at most 4), so 10 images per class and 2 per class in each fold.
+    # split: every image once per repeat; the folder emotion always dominates in table_rows (it
+    # gets 6 extra votes over at most 4), so 10 images per class and 2 per class in each fold.
     folds = pd.read_csv(root / layout.FOLDS)
-    assert folds["image"].tolist() == labels["image"].tolist()
     assert (labels["dominant"] == labels["folder"]).all()
-    counts = pd.crosstab(labels["dominant"], folds["fold"])
-    assert counts.shape == (6, 5) and (counts == 2).all().all()
+    for repeat in (0, 1):
+        rows = folds[folds["repeat"] == repeat]
+        assert rows["image"].tolist() == labels["image"].tolist()
+        counts = pd.crosstab(labels["dominant"], rows["fold"].to_numpy())
+        assert counts.shape == (6, 5) and (counts == 2).all().all()
     # DVC recorded every stage, and git is told to ignore the outputs.
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(DATA_STAGES)
@@ -91,8 +95,9 @@ def test_changing_the_seed_reruns_only_split(pipeline: Repo) -> None:
     # Still a stratified assignment of the same images, only shuffled differently.
     new = pd.read_csv(pipeline.root / layout.FOLDS)
     labels = pd.read_csv(pipeline.root / layout.LABELS, keep_default_na=False)
-    assert new["image"].tolist() == labels["image"].tolist()
-    assert (pd.crosstab(labels["dominant"], new["fold"]) == 2).all().all()
+    first = new[new["repeat"] == 0]
+    assert first["image"].tolist() == labels["image"].tolist()
+    assert (pd.crosstab(labels["dominant"], first["fold"].to_numpy()) == 2).all().all()
     lock = yaml.safe_load((pipeline.root / "dvc.lock").read_text())
     assert lock["stages"]["split"]["params"]["params.yaml"]["split.seed"] == 1
 
@@ -140,7 +145,8 @@ def test_layout_paths_are_the_declared_outs() -> None:
         ],
         "final": [layout.FINAL.as_posix()],
     }
-    assert [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]] == [layout.METRICS.as_posix()]
+    metrics = [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]]
+    assert metrics == [layout.METRICS.as_posix(), layout.SELECTION.as_posix()]
     # Each stage reads what the one before it writes.
     deps = {name: stage.get("deps", []) for name, stage in pipeline["stages"].items()}
     assert layout.RAW.as_posix() in deps["preprocess"]

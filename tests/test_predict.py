@@ -39,6 +39,7 @@ PARAMS = dict(
     data__neutral="drop",
     preprocess__size=224,
     model__pretrained=True,
+    train__recipe="fixed",  # the paper's settings: EPOCHS epochs (the selected recipe is tested by the train stage)
     train__epochs=EPOCHS,
     train__batch_size=8,
 )
@@ -93,6 +94,7 @@ def test_final_is_trained_on_every_image_without_the_folds(trained: Repo) -> Non
     final = load_final(trained.root / layout.FINAL)
     assert final.images == len(dataset.read_labels(trained.root / layout.LABELS)) == 6 * PER_EMOTION
     assert [epoch["epoch"] for epoch in final.history] == list(range(1, EPOCHS + 1))
+    assert final.settings["recipe"] == "fixed" and final.settings["epochs"] == EPOCHS
     assert (
         final.outputs,
         final.size,
@@ -170,11 +172,21 @@ def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(
     trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With neutral kept the model has seven outputs; a random-init backbone is rebuilt as the
-    features stage drew it (compared relative to the features' tiny scale)."""
+    features stage drew it (compared relative to the features' tiny scale). This final model is
+    trained with the selected recipe: settings chosen on an inner split of all the images."""
     variant = Repo(shutil.copytree(trained.root, tmp_path / "variant", symlinks=True), tmp_path / "home")
-    variant.set_params(data__neutral="keep", model__pretrained=False)
+    variant.set_params(
+        data__neutral="keep",
+        model__pretrained=False,
+        train__recipe="selected",
+        select__share=0.25,
+        select__epochs=3,
+        select__patience=2,
+    )
     variant.dvc("repro", "final")
     seven = variant.root / layout.FINAL
+    chosen = load_final(seven).settings
+    assert chosen["recipe"] == "selected" and 1 <= chosen["epochs"] <= 3 and chosen["inner_kl"] > 0
 
     status, out, _ = predict_here(
         trained.root, IMAGES[0], "--model", str(seven), "--json", "--plot", str(tmp_path / "seven.png"), capsys=capsys

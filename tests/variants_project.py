@@ -1,7 +1,7 @@
-"""A throwaway DVC project holding the 13 arms of the variants table as experiments, built once per
-test session for the tests of ewmtcnn.experiments and ewmtcnn.table: its one stage stands in for
-the pipeline (fast: no training) and writes metrics and out-of-fold predictions that depend on
-the arm."""
+"""A throwaway DVC project holding the experiments of the three variants tables (ewmtcnn.grid.GRIDS),
+built once per test session for the tests of ewmtcnn.experiments and ewmtcnn.table: its one stage
+stands in for the pipeline (fast: no training) and writes metrics, chosen settings and repeated
+out-of-fold predictions that depend on the experiment, in the formats of the real evaluate stage."""
 
 from __future__ import annotations
 
@@ -20,74 +20,118 @@ import pytest
 
 from dvcrepo import Repo
 from ewmtcnn import InputError, grid
-from ewmtcnn.grid import ARMS, BASELINE, Arm
-from ewmtcnn.table import END, START
+from ewmtcnn.grid import EXPERIMENTS, GRIDS, Arm, Experiment
+from ewmtcnn.table import markers
 from support import REPO
 
 FAKE_STAGE = '''
-"""Stands in for the pipeline: metrics and out-of-fold predictions that depend on the arm."""
+"""Stands in for the pipeline: metrics, chosen settings and repeated out-of-fold predictions that
+depend on the experiment; the split depends on the repeat only, as the real one does."""
 import json, pathlib, zlib
 import numpy as np, yaml
 p = yaml.safe_load(open("params.yaml"))
 if p["train"]["epochs"] == 0:
     raise SystemExit("no epochs to train")
-arm = f"{p['prior']['init']} {p['prior']['freeze']} {p['model']['head']}"
-rng = np.random.default_rng(zlib.crc32(arm.encode()))
+prior, model, train = p["prior"], p["model"], p["train"]
+setting = f"{prior['init']} {prior['freeze']} {model['head']} {p['data']['label']} {train['recipe']}"
+rng = np.random.default_rng(zlib.crc32(setting.encode()))
 emotions = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+scores = ["acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"]
+repeats, folds = p["split"]["repeats"], p["split"]["folds"]
 true = np.random.default_rng(0).dirichlet(np.ones(6), 60)
-mix = 0.9 if arm == "corr True direct" else 0.5  # one arm clearly closer to the truth
-pred = mix * true + (1 - mix) * rng.dirichlet(np.ones(6), 60)
-header = ["image", "fold", "label", *(f"true_{e}" for e in emotions), *(f"pred_{e}" for e in emotions)]
-rows = [[f"x/{i}.jpg", str(i % 3), emotions[int(t.argmax())], *map(repr, t.tolist()), *map(repr, q.tolist())]
-        for i, (t, q) in enumerate(zip(true, pred))]
+better = (prior["init"], prior["freeze"], model["head"]) == ("corr", True, "direct")
+mix = 0.9 if better else 0.5  # one arm clearly closer to the truth
+header = ["image", "repeat", "fold", "label", *(f"true_{e}" for e in emotions), *(f"pred_{e}" for e in emotions)]
+rows = [header]
+for repeat in range(repeats):
+    fold = np.random.default_rng(repeat).permutation(60) % folds
+    pred = mix * true + (1 - mix) * rng.dirichlet(np.ones(6), 60)
+    rows += [[f"x/{i}.jpg", str(repeat), str(fold[i]), emotions[int(t.argmax())], *map(repr, t.tolist()),
+              *map(repr, q.tolist())] for i, (t, q) in enumerate(zip(true, pred))]
 pathlib.Path("metrics").mkdir(exist_ok=True)
-pathlib.Path("metrics/predictions.csv").write_text("\\n".join(",".join(r) for r in [header, *rows]) + "\\n")
-scores = ["acc", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"]
-summary = {part: {s: {"mean": float(rng.uniform(0.1, 0.9)), "std": float(rng.uniform(0, 0.05))} for s in scores}
-           for part in ("test", "train")}
+pathlib.Path("metrics/predictions.csv").write_text("\\n".join(",".join(r) for r in rows) + "\\n")
+
+def figures(names):
+    out = {}
+    for s in names:
+        mean, std = float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.001, 0.05))
+        out[s] = {"mean": mean, "std": std, "ci_low": mean - 2 * std, "ci_high": mean + 2 * std}
+    return out
+
+summary = {part: figures(scores) for part in ("test", "train")}
 summary["test_per_class_acc"] = {e: 0.5 for e in emotions}
+summary["baselines"] = {"mean": figures(scores), "majority": figures(scores[:3])}
 pathlib.Path("metrics/metrics.json").write_text(json.dumps(summary, indent=2))
+
+def pick():
+    if train["recipe"] == "fixed":
+        return {name: train[name] for name in ("epochs", "lr_head", "weight_decay")}
+    select = p["select"]
+    return {"epochs": int(rng.integers(1, select["epochs"] + 1)), "lr_head": float(rng.choice(select["lr_head"])),
+            "weight_decay": float(rng.choice(select["weight_decay"]))}
+
+chosen = [{"repeat": r, "fold": k, **pick()} for r in range(repeats) for k in range(folds)]
+selection = {"recipe": train["recipe"], "folds": chosen}
+for name in ("epochs", "lr_head", "weight_decay"):
+    values = [fold[name] for fold in chosen]
+    selection[name] = {"median": float(np.median(values)), "min": min(values), "max": max(values)}
+pathlib.Path("metrics/selection.json").write_text(json.dumps(selection, indent=2))
 '''
 
 DVC_YAML = """stages:
   evaluate:
     cmd: python evaluate.py
     deps: [evaluate.py]
-    params: [data, preprocess, split, prior, model, train]
+    params: [data, preprocess, split, prior, model, train, select]
     outs:
       - metrics/predictions.csv:
           cache: false
     metrics:
       - metrics/metrics.json:
           cache: false
+      - metrics/selection.json:
+          cache: false
 """
 
-README = f"# Project\n\nIntro.\n\n{START}\nold table\n{END}\n\n## After\n\nkept\n"
 
-#: The arm of the experiment queued to fail (`broken`), and two arms the tests single out.
-CORR_SEED, EYE_SEED, RAND_DIRECT = Arm("corr", False, "seed"), Arm("eye", False, "seed"), Arm("rand", False, "direct")
-
-
-def queue_args(arm: Arm) -> list[str]:
-    """`dvc exp run -S` arguments that queue `arm`."""
-    return [arg for override in arm.overrides() for arg in ("-S", override)]
+def _old_block(name: str) -> str:
+    start, end = markers(name)
+    return f"{start}\nold table {name}\n{end}"
 
 
-def exp_name(arm: Arm) -> str:
-    return arm.label.replace(" ", "-")
+README = "# Project\n\nIntro.\n\n" + "\n\n".join(_old_block(g.name) for g in GRIDS) + "\n\n## After\n\nkept\n"
+
+TABLE_A, TABLE_B, TABLE_C = GRIDS
+#: The experiment run through DVC's queue; the one queued to fail (`broken`), with no epochs; and
+#: three the tests single out.
+QUEUED = Experiment(TABLE_A, TABLE_A.arms[0])
+CORR_SEED = Experiment(TABLE_A, Arm("corr", False, "seed"))
+EYE_SEED = Experiment(TABLE_A, Arm("eye", False, "seed"))
+RAND_DIRECT = Experiment(TABLE_A, Arm("rand", False, "direct"))
+ORIGINAL_SEED_C = Experiment(TABLE_C, Arm("original", True, "seed"))
 
 
-def _record_experiment(repo: Repo, baseline: str, arm: Arm) -> None:
-    """Record `arm` as an experiment the way DVC stores one (a commit on the baseline under
+def queue_args(experiment: Experiment) -> list[str]:
+    """`dvc exp run -S` arguments that queue `experiment`."""
+    return [arg for override in experiment.overrides() for arg in ("-S", override)]
+
+
+def exp_name(experiment: Experiment) -> str:
+    return f"{experiment.grid.name}-{experiment.arm.label.replace(' ', '-')}"
+
+
+def _record_experiment(repo: Repo, baseline: str, experiment: Experiment) -> None:
+    """Record `experiment` the way DVC stores one (a commit on the baseline under
     refs/exps/<baseline[:2]>/<baseline[2:]>/<name>), with the stage run directly: much faster
-    than DVC running it, for the 12 arms whose only role is to fill the table."""
-    repo.set_params(**{param.replace(".", "__"): value for param, value in arm.params().items()})
+    than DVC running it, for the experiments whose only role is to fill the tables."""
+    repo.run("git", "checkout", "-q", "--", "params.yaml")  # the baseline's, then this experiment's
+    repo.set_params(**{param.replace(".", "__"): value for param, value in experiment.params().items()})
     with contextlib.chdir(repo.root):
         runpy.run_path("evaluate.py")  # in process: no interpreter start-up
     repo.run("git", "add", "params.yaml", "metrics")
     tree = repo.run("git", "write-tree").stdout.strip()
-    commit = repo.run("git", "commit-tree", tree, "-p", baseline, "-m", exp_name(arm)).stdout.strip()
-    repo.run("git", "update-ref", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{exp_name(arm)}", commit)
+    commit = repo.run("git", "commit-tree", tree, "-p", baseline, "-m", exp_name(experiment)).stdout.strip()
+    repo.run("git", "update-ref", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{exp_name(experiment)}", commit)
 
 
 def _run_queue(repo: Repo) -> None:
@@ -106,9 +150,9 @@ def _run_queue(repo: Repo) -> None:
 def build(base: Path) -> Repo:
     """The project under `base` (pytest's session folder), with `show.json`, its `dvc exp show --json`.
 
-    `none` is run through DVC's queue by `grid.wait`, with a failing experiment (`broken`, the
-    arm CORR_SEED with no epochs) beside it and one left queued (`pending`); the other 12 arms
-    are recorded directly (`_record_experiment`).
+    QUEUED is run through DVC's queue by `grid.wait`, with a failing experiment (`broken`, the
+    experiment CORR_SEED with no epochs) beside it and one left queued (`pending`); the other 32
+    experiments are recorded directly (`_record_experiment`).
     """
     tmp = base / "variants"
     root = tmp / "repo"
@@ -127,13 +171,14 @@ def build(base: Path) -> Repo:
     repo.run("git", "add", "-A")
     repo.run("git", "commit", "-q", "-m", "baseline")
     baseline = repo.run("git", "rev-parse", "HEAD").stdout.strip()
-    for arm in ARMS[1:]:
-        _record_experiment(repo, baseline, arm)
+    for experiment in EXPERIMENTS:
+        if experiment != QUEUED:
+            _record_experiment(repo, baseline, experiment)
     repo.run("git", "reset", "-q", "--hard")  # a queued experiment takes the workspace's changes along
-    repo.dvc("exp", "run", "--queue", "-q", "-n", "none", *queue_args(BASELINE))
+    repo.dvc("exp", "run", "--queue", "-q", "-n", exp_name(QUEUED), *queue_args(QUEUED))
     repo.dvc("exp", "run", "--queue", "-q", "-n", "broken", *queue_args(CORR_SEED), "-S", "train.epochs=0")
     _run_queue(repo)
-    repo.dvc("exp", "run", "--queue", "-q", "-n", "pending", "-S", "prior.init=eye")
+    repo.dvc("exp", "run", "--queue", "-q", "-n", "pending", *queue_args(EYE_SEED))
     (root / "show.json").write_text(repo.dvc("exp", "show", "--json").stdout)
     return repo
 
