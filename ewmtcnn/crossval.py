@@ -65,9 +65,10 @@ class Trained:
         test, chosen = self.result.test, self.result.selection
         emotions = [c.removeprefix("pred_") for c in test.columns if c.startswith("pred_")]
         true, pred = test.filter(like="true_").to_numpy(), test.filter(like="pred_").to_numpy()
-        scores = metrics.fold_scores(true, pred, test["label"].map(emotions.index).to_numpy())
+        acc = metrics.accuracy(test["label"].map(emotions.index).to_numpy(), pred)
+        kl = metrics.distances(true, pred)["kl"].mean()
         return (
-            f"repeat {self.repeat} fold {self.fold}: test acc {scores['acc']:.3f}, test KL {scores['kl']:.4f} "
+            f"repeat {self.repeat} fold {self.fold}: test acc {acc:.3f}, test KL {kl:.4f} "
             f"({len(test)} images; {chosen['recipe']}: {chosen['epochs']} epochs, "
             f"lr_head {chosen['lr_head']:g}, weight_decay {chosen['weight_decay']:g})"
         )

@@ -35,6 +35,10 @@ METRIC_PREFIXES: tuple[str, ...] = (
 #: The chosen settings of metrics/selection.json that the tables show, each a median, min and max.
 SELECTED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
 
+#: What an experiment of the tables runs up to: the metrics and predictions they read. The final
+#: model (stage `final`), trained on every image for prediction, would only cost time there.
+TARGET = "evaluate"
+
 
 def _output(command: list[str], what: str, env: Mapping[str, str] | None = None) -> str:
     """The stdout of `command`; its failure is one InputError with the last line it printed."""
@@ -139,7 +143,7 @@ def _matches(frame: pd.DataFrame, experiment: Experiment) -> pd.Series:
 
 
 def _queue_command(experiment: Experiment) -> str:
-    return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in experiment.overrides())])
+    return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in experiment.overrides()), TARGET])
 
 
 def settings(frame: pd.DataFrame, varied: Sequence[str]) -> list[str]:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from ewmtcnn import InputError, params
 
@@ -40,6 +39,10 @@ def assign(labels: pd.DataFrame, label: str, folds: int, seed: int, repeats: int
 
 
 def _split(labels: pd.DataFrame, label: str, folds: int, seed: int) -> pd.DataFrame:
+    # Imported here: scikit-learn takes a second and a half to import, which the stages that only
+    # read the folds (train, evaluate) should not pay.
+    from sklearn.model_selection import StratifiedKFold
+
     if folds < 2:
         raise InputError(f"split.folds must be at least 2; found {folds}")
     y = labels[label]

@@ -127,10 +127,10 @@ EXPERIMENTS: tuple[Experiment, ...] = tuple(experiment for grid in GRIDS for exp
 
 
 def queue(source: str | None, queued: Sequence[Experiment] = EXPERIMENTS) -> None:
-    """One queued DVC experiment per experiment of `queued`."""
+    """One queued DVC experiment per experiment of `queued`, run up to `experiments.TARGET`."""
     for experiment in queued:
         overrides = experiment.overrides() + ([f"data.source={source}"] if source else [])
-        experiments.dvc("exp", "run", "--queue", *(a for o in overrides for a in ("-S", o)))
+        experiments.dvc("exp", "run", "--queue", *(a for o in overrides for a in ("-S", o)), experiments.TARGET)
         print("queued", " ".join(overrides))
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import f1_score, recall_score
-
-from ewmtcnn import resampling
 
 #: The six LDL measures, in the order Geng (2016) reports them.
 MEASURES: tuple[str, ...] = ("kl", "chebyshev", "clark", "canberra", "cosine", "intersection")
@@ -88,6 +85,10 @@ def class_scores(labels: np.ndarray, q: np.ndarray) -> dict[str, float]:
     balanced_accuracy_score; recall_score computes it here because, like f1_score and unlike
     balanced_accuracy_score, it takes the classes to average over instead of warning about the rest.
     """
+    # Imported here: scikit-learn's metrics take a second and a half to import, which the
+    # training stages, that only need accuracy and KL, should not pay.
+    from sklearn.metrics import f1_score, recall_score
+
     labels, predicted = _predicted(labels, q)
     present = np.unique(labels)
     return {
@@ -103,26 +104,3 @@ def fold_scores(p: np.ndarray, q: np.ndarray, labels: np.ndarray) -> dict[str, f
     scores = class_scores(labels, q)
     scores.update({name: float(values.mean()) for name, values in distances(p, q).items()})
     return scores
-
-
-def summarise(per_fold: list[dict[str, float]], test_train_ratio: float) -> dict[str, dict[str, float]]:
-    """Mean, sample std and 95% interval of each score over the folds of repeated cross-validation.
-
-    The interval is Nadeau and Bengio's corrected resampled t (see `resampling`), which accounts
-    for the folds' shared training images through `test_train_ratio` (n_test / n_train of a fold).
-    One fold has no spread: std 0.0 and the mean for both ends.
-    """
-    if not per_fold:
-        raise ValueError("no folds to summarise")
-    keys = list(per_fold[0])
-    if any(set(fold) != set(keys) for fold in per_fold):
-        raise ValueError(f"folds report different scores: {[sorted(fold) for fold in per_fold]}")
-    summary = {}
-    for key in keys:
-        values = np.array([fold[key] for fold in per_fold], dtype=np.float64)
-        try:
-            interval = resampling.corrected_t(values, test_train_ratio)
-        except ValueError as e:
-            raise ValueError(f"{key}: {e}") from None
-        summary[key] = {"mean": interval.mean, "std": interval.std, "ci_low": interval.low, "ci_high": interval.high}
-    return summary

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ewmtcnn import InputError, baselines, checkpoint, layout, metrics
+from ewmtcnn import InputError, baselines, checkpoint, layout, metrics, resampling
 from ewmtcnn.checkpoint import HISTORY, TrainedFold
 
 #: The trained folds by (repeat, fold).
@@ -109,7 +109,7 @@ def baseline_report(predictions: pd.DataFrame, ratio: float) -> dict[str, dict[s
             test = (table["fold"] == fold).to_numpy()
             for name, fold_scores in baselines.fold_scores(targets, classes, test).items():
                 per_fold[name].append(fold_scores)
-    return {name: metrics.summarise(values, ratio) for name, values in per_fold.items()}
+    return {name: resampling.summarise(values, ratio) for name, values in per_fold.items()}
 
 
 def metrics_report(folds: Folds, predictions: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -120,7 +120,7 @@ def metrics_report(folds: Folds, predictions: pd.DataFrame) -> tuple[dict[str, A
         for (repeat, fold), trained in sorted(folds.items())
     ]
     ratio = fold_size_ratio(predictions)
-    summary: dict[str, Any] = {part: metrics.summarise([f[part] for f in per_fold], ratio) for part in PARTS}
+    summary: dict[str, Any] = {part: resampling.summarise([f[part] for f in per_fold], ratio) for part in PARTS}
     q = predictions[columns(predictions, "pred_")].to_numpy()
     summary["test_per_class_acc"] = metrics.per_class_accuracy(_classes(predictions), q, emotions(predictions))
     summary["baselines"] = baseline_report(predictions, ratio)

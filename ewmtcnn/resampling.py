@@ -57,3 +57,26 @@ def corrected_t(values: np.ndarray, test_train_ratio: float, level: float = LEVE
     half = float(stats.t.ppf((1 + level) / 2, j - 1)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, j - 1))
     return Corrected(mean, std, mean - half, mean + half, p)
+
+
+def summarise(per_fold: list[dict[str, float]], test_train_ratio: float) -> dict[str, dict[str, float]]:
+    """Mean, sample std and 95% interval of each score over the folds of repeated cross-validation.
+
+    The interval is Nadeau and Bengio's corrected resampled t (`corrected_t`), which accounts
+    for the folds' shared training images through `test_train_ratio` (n_test / n_train of a fold).
+    One fold has no spread: std 0.0 and the mean for both ends.
+    """
+    if not per_fold:
+        raise ValueError("no folds to summarise")
+    keys = list(per_fold[0])
+    if any(set(fold) != set(keys) for fold in per_fold):
+        raise ValueError(f"folds report different scores: {[sorted(fold) for fold in per_fold]}")
+    summary = {}
+    for key in keys:
+        values = np.array([fold[key] for fold in per_fold], dtype=np.float64)
+        try:
+            interval = corrected_t(values, test_train_ratio)
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from None
+        summary[key] = {"mean": interval.mean, "std": interval.std, "ci_low": interval.low, "ci_high": interval.high}
+    return summary

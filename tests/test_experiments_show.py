@@ -177,7 +177,7 @@ def test_grid_rows_names_missing_arms(show: list) -> None:
     message = str(error.value)
     assert message.startswith(
         "no usable experiment for 2 of the 13 variants of table A: none (dvc exp run --queue "
-        "-S data.label=dominant -S train.recipe=selected -S prior.init=none)"
+        "-S data.label=dominant -S train.recipe=selected -S prior.init=none evaluate)"
     )
     # The failed experiment that would have been the arm is named, with DVC's reason.
     assert "corr unfreeze seed (broken Experiment run failed)" in message
@@ -185,7 +185,7 @@ def test_grid_rows_names_missing_arms(show: list) -> None:
     with pytest.raises(
         InputError,
         match=r"of table C: original freeze seed \(dvc exp run --queue -S data.label=folder -S train.recipe=fixed "
-        r"-S train.lr_head=0.01 -S prior.init=original -S prior.freeze=true -S model.head=seed\)",
+        r"-S train.lr_head=0.01 -S prior.init=original -S prior.freeze=true -S model.head=seed evaluate\)",
     ):
         grid_rows(frame[frame["name"] != exp_name(ORIGINAL_SEED_C)], ORIGINAL_SEED_C.grid)
 

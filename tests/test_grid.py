@@ -87,14 +87,16 @@ def test_queue_one_experiment_per_grid_and_arm_with_its_overrides(monkeypatch: p
         "--queue",
         *("-S", "data.label=dominant", "-S", "train.recipe=selected", "-S", "prior.init=none"),
         *("-S", "data.source=/data/Emotion6.zip"),
+        "evaluate",  # the tables need no final model
     )
     assert len(fake.calls) == 33
     for experiment, call in zip(EXPERIMENTS, fake.calls, strict=True):
-        assert call[:3] == ("exp", "run", "--queue") and set(call[3::2]) == {"-S"}
-        assert list(call[4::2]) == [*experiment.overrides(), "data.source=/data/Emotion6.zip"]
+        assert call[:3] == ("exp", "run", "--queue") and set(call[3:-1:2]) == {"-S"} and call[-1] == "evaluate"
+        assert list(call[4:-1:2]) == [*experiment.overrides(), "data.source=/data/Emotion6.zip"]
     fake.calls.clear()
     grid.queue(None, EXPERIMENTS[-1:])
-    assert fake.calls == [("exp", "run", "--queue", *(a for o in EXPERIMENTS[-1].overrides() for a in ("-S", o)))]
+    only = EXPERIMENTS[-1].overrides()
+    assert fake.calls == [("exp", "run", "--queue", *(a for o in only for a in ("-S", o)), "evaluate")]
 
 
 RUNNING = (

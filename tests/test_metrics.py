@@ -21,8 +21,8 @@ from ewmtcnn.metrics import (
     distances,
     fold_scores,
     per_class_accuracy,
-    summarise,
 )
+from ewmtcnn.resampling import summarise
 
 # One image worked out by hand: p has zeros, and p_3 = q_3 = 0 (a 0/0 term, counted as 0).
 P = np.array([[0.5, 0.5, 0.0, 0.0]])
