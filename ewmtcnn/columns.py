@@ -34,6 +34,7 @@ class Row(NamedTuple):
     comparison: Comparison | None = None  # against `none`
     selection: Mapping[str, Stats] | None = None  # the chosen settings: median, min, max
     published: Published | None = None  # the reimplementation's figures
+    settings: str = "-"  # the arm's own params besides its prior and head
 
 
 class Column(NamedTuple):
@@ -55,6 +56,8 @@ def _section(experiment: pd.Series, prefix: str) -> dict[str, dict[str, float]]:
 def _interval(stats: Stats | None, digits: int, sign: str = "") -> str:
     if stats is None:
         return "-"
+    if "ci_low" not in stats:  # a published figure, with the digits it was published with
+        return f"{stats['mean']:g}"
     return f"{stats['mean']:{sign}.{digits}f} [{stats['ci_low']:{sign}.{digits}f}, {stats['ci_high']:{sign}.{digits}f}]"
 
 
@@ -91,10 +94,12 @@ def _score(score: str, prefix: str = "") -> Column:
     return Column(header, lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
 
 
-def comparison_columns(selected: bool) -> list[Column]:
-    """Tables A and B: every held-out score, the comparison with `none`, and (`selected`) the chosen settings."""
+def comparison_columns(selected: bool, settings: bool = False) -> list[Column]:
+    """Tables A, B and D: every held-out score, the comparison with `none`, the arms' own params
+    (`settings`) and (`selected`) the chosen settings."""
     return [
         *_names(),
+        *([Column("params", lambda row: row.settings)] if settings else []),
         *(_score(score) for score in metrics.SCORES),
         _compared("ΔKL vs none", lambda c: _difference(c.paired.kl, 4)),
         _compared("median ΔKL", lambda c: f"{c.paired.kl_median:+.4f}"),
@@ -122,10 +127,24 @@ def reimplementation_columns() -> list[Column]:
     ]
 
 
+#: Table E's scores: those the published methods report, then the classification ones.
+PUBLISHED_SCORES: tuple[str, ...] = ("kl", "chebyshev", "cosine", "intersection", "acc", "balanced_acc")
+
+
+def published_columns() -> list[Column]:
+    """Table E: what a row is and on which protocol, then the scores that the published figures report."""
+    return [
+        Column("method", lambda row: row.names[0]),
+        Column("protocol", lambda row: row.names[1]),
+        *(_score(score) for score in PUBLISHED_SCORES),
+    ]
+
+
 def arm_row(arm: Arm, experiment: pd.Series, **extra: object) -> Row:
     """An arm's row, from its experiment's params and metrics (`experiments.grid_rows`)."""
     names = (arm.init, arm.mode or "-", arm.head or "-")
-    return Row(names, _section(experiment, "test"), _section(experiment, "train"), **extra)
+    settings = ", ".join(f"{param} {value}" for param, value in arm.settings) or "-"
+    return Row(names, _section(experiment, "test"), _section(experiment, "train"), settings=settings, **extra)
 
 
 def baseline_rows(experiment: pd.Series) -> list[Row]:

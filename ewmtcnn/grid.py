@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from ewmtcnn import InputError, cli, experiments
@@ -25,8 +25,12 @@ NO_WORKER = "Worker status: 0 active, 0 idle"
 STALLED_POLLS = 3
 
 
+Setting = tuple[tuple[str, str | bool | float], ...]
+
+
 class Arm(NamedTuple):
-    """One arm of the comparison: the prior's initialisation, whether it is frozen, and the head.
+    """One arm of the comparison: the prior's initialisation, whether it is frozen, the head, and
+    any other params that make the arm (`settings`, as (param, value) pairs so that an arm is hashable).
 
     `freeze` and `head` are None for `none`: without a prior layer there is nothing to freeze
     and both heads are the same FC layer, so `none` runs once, with whatever head is default.
@@ -35,6 +39,7 @@ class Arm(NamedTuple):
     init: str
     freeze: bool | None
     head: str | None
+    settings: Setting = ()
 
     @property
     def mode(self) -> str | None:
@@ -43,27 +48,29 @@ class Arm(NamedTuple):
 
     @property
     def label(self) -> str:
-        return " ".join(part for part in (self.init, self.mode, self.head) if part)
+        settings = (f"{param.split('.')[-1]}={value}" for param, value in self.settings)
+        return " ".join(part for part in (self.init, self.mode, self.head, *settings) if part)
 
-    def params(self) -> dict[str, str | bool]:
+    def params(self) -> dict[str, str | bool | float]:
         """The params.yaml values that make an experiment this arm, as `dvc exp show` names them;
         the unset ones (None) are left at the default."""
-        chosen = {"prior.init": self.init, "prior.freeze": self.freeze, "model.head": self.head}
+        chosen = {"prior.init": self.init, "prior.freeze": self.freeze, "model.head": self.head, **dict(self.settings)}
         return {key: value for key, value in chosen.items() if value is not None}
 
 
 class Grid(NamedTuple):
-    """One table of the comparison: its arms, and the params that every experiment of it sets.
+    """One table of the comparison: its arms (the first is what the others are compared with), the
+    params that every experiment of it sets, and what kind of table it makes (one of KINDS).
 
-    `fixed` holds whatever tells the grids apart (as (param, value) pairs, so that a grid is
-    hashable), also where it is params.yaml's default: an experiment then belongs to one grid
-    only, whatever the defaults become.
+    `fixed` holds whatever tells the grids apart, also where it is params.yaml's default: an
+    experiment then belongs to the grids of those params only, whatever the defaults become.
     """
 
     name: str  # names its README block
     title: str
     arms: tuple[Arm, ...]
-    fixed: tuple[tuple[str, str | bool | float], ...]
+    fixed: Setting
+    kind: str = "compared"
 
     def experiments(self) -> list[Experiment]:
         return [Experiment(self, arm) for arm in self.arms]
@@ -75,7 +82,7 @@ class Experiment(NamedTuple):
     grid: Grid
     arm: Arm
 
-    def params(self) -> dict[str, str | bool]:
+    def params(self) -> dict[str, str | bool | float]:
         """The params that make an experiment this one, as `dvc exp show` names them."""
         return {**dict(self.grid.fixed), **self.arm.params()}
 
@@ -102,9 +109,34 @@ BASELINE = Arm("none", None, None)
 ARMS: tuple[Arm, ...] = (BASELINE, *(Arm(init, freeze, head) for init, freeze in PRIORS[1:] for head in HEADS))
 #: The 7 rows of table C: the reimplementation's own head.
 SEED_ARMS: tuple[Arm, ...] = (BASELINE, *(Arm(init, freeze, "seed") for init, freeze in PRIORS[1:]))
-#: The `fixed` recipe with the paper's head learning rate, named so that an experiment with another
-#: (such as `none` at a smaller one, to see what the frozen prior's rescaling does) is no row of B or C.
-PAPER: tuple[tuple[str, str | float], ...] = (("train.recipe", "fixed"), ("train.lr_head", 0.01))
+#: The kinds of table a grid makes: its arms tested against the first (`compared`); in place beside
+#: the reimplementation's published training-set figures; held out beside other methods' published
+#: figures.
+KINDS: tuple[str, ...] = ("compared", "reimplementation", "published")
+#: The paper's head learning rate, named by the `fixed` recipe's grids so that an experiment with
+#: another (such as those of RESCALED) is no row of B or C.
+PAPER_LR: Setting = (("train.lr_head", 0.01),)
+PAPER: Setting = (("train.recipe", "fixed"), *PAPER_LR)
+#: The default arm: the wheel prior kept fixed after the FC layer, as EW-MTCNN describes it.
+WHEEL = Arm("original", True, "direct")
+#: Table D: a frozen, invertible W only rescales the head's gradients and weight decay, so `none`
+#: at smaller learning rates is set beside the frozen wheel prior at the paper's.
+RESCALED: tuple[Arm, ...] = (
+    BASELINE._replace(settings=PAPER_LR),
+    *(BASELINE._replace(settings=(("train.lr_head", lr),)) for lr in (0.005, 0.0025)),
+    WHEEL._replace(settings=PAPER_LR),
+)
+#: Table E: the default arm in the settings of the published figures: seven emotions (neutral
+#: kept), and the folder keyword as the class label.
+PUBLISHED_SETTINGS: tuple[Arm, ...] = tuple(
+    WHEEL._replace(settings=settings)
+    for settings in (
+        (("data.neutral", "keep"), ("data.label", "dominant")),
+        (("data.neutral", "keep"), ("data.label", "folder")),
+        (("data.label", "dominant"),),  # six emotions (the default neutral: drop): table A's row
+        (("data.label", "folder"),),
+    )
+)
 GRIDS: tuple[Grid, ...] = (
     Grid(
         "A",
@@ -118,12 +150,35 @@ GRIDS: tuple[Grid, ...] = (
         "the reimplementation's setting: seed head, folder label, fixed settings",
         SEED_ARMS,
         (("data.label", "folder"), *PAPER),
+        "reimplementation",
+    ),
+    Grid(
+        "D",
+        "what a frozen wheel prior changes: none at smaller head learning rates, the paper's settings otherwise",
+        RESCALED,
+        (("data.label", "dominant"), ("train.recipe", "fixed")),
+    ),
+    Grid(
+        "E",
+        "the default arm beside the published held-out figures",
+        PUBLISHED_SETTINGS,
+        (("train.recipe", "selected"),),
+        "published",
     ),
 )
 
 
-#: What `python -m ewmtcnn.grid` queues: every experiment of every grid.
-EXPERIMENTS: tuple[Experiment, ...] = tuple(experiment for grid in GRIDS for experiment in grid.experiments())
+def _once(experiments: Iterable[Experiment]) -> tuple[Experiment, ...]:
+    """`experiments` with each set of params once, where it first comes."""
+    first: dict[frozenset[tuple[str, str | bool | float]], Experiment] = {}
+    for experiment in experiments:
+        first.setdefault(frozenset(experiment.params().items()), experiment)
+    return tuple(first.values())
+
+
+#: What `python -m ewmtcnn.grid` queues: every experiment of every grid, each set of params once
+#: (an experiment may be a row of several tables: B's `none` is also D's first row).
+EXPERIMENTS: tuple[Experiment, ...] = _once(experiment for grid in GRIDS for experiment in grid.experiments())
 
 
 def queue(source: str | None, queued: Sequence[Experiment] = EXPERIMENTS) -> None:

@@ -1,30 +1,39 @@
-"""`python -m ewmtcnn.table`: the README's three tables of the prior variants, and their chart.
+"""`python -m ewmtcnn.table`: the README's tables of the prior variants, and their chart.
 
-Run from the repository root after the experiments of the three grids have run (`python -m
-ewmtcnn.grid`). It reads `dvc exp show --json`, picks each (grid, arm)'s newest experiment, tests
-every arm of tables A and B against `none` on their out-of-fold predictions, writes the chart,
-replaces the README text between each table's markers, and prints the tables.
+Run from the repository root after the experiments of the grids have run (`python -m ewmtcnn.grid`).
+It reads `dvc exp show --json`, picks each (grid, arm)'s newest experiment, tests every arm of
+tables A, B and D against the table's first arm (`none`) on their out-of-fold predictions, writes
+the chart, replaces the README text between each table's markers, and prints the tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from ewmtcnn import InputError, chart, cli, experiments, statistics
 from ewmtcnn.atomic import write_text
-from ewmtcnn.columns import Stats, arm_row, baseline_rows, comparison_columns, markdown, reimplementation_columns
+from ewmtcnn.columns import (
+    Row,
+    Stats,
+    arm_row,
+    baseline_rows,
+    comparison_columns,
+    markdown,
+    published_columns,
+    reimplementation_columns,
+)
 from ewmtcnn.grid import ARMS, BASELINE, GRIDS, Arm, Grid
-from ewmtcnn.published import REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
+from ewmtcnn.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
 from ewmtcnn.statistics import Comparison
 
+#: The `fixed` recipe's settings, as a caption names them.
+FIXED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
 INTERVALS = "95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
-#: The grid set beside the reimplementation's published figures; the others are tested against `none`.
-BESIDE_PUBLISHED = "C"
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -32,58 +41,73 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- table-{name}:start -->", f"<!-- table-{name}:end -->"
 
 
-def setting(rows: pd.DataFrame, images: int) -> str:
-    """The setting all rows share, read from their params."""
-    row = rows.iloc[0]
+def _network(row: pd.Series) -> str:
     weights = "ImageNet weights" if row["model.pretrained"] else "random init"
     mode = "fine-tuned end to end" if row["train.finetune"] else "frozen features, head trained"
-    emotions = "7 emotions (neutral kept)" if row["data.neutral"] == "keep" else "6 emotions (neutral dropped)"
+    return f"{row['model.backbone']} ({weights}), {mode}"
+
+
+def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
+    """The training recipe's settings; those of `varied` are the rows' own."""
     if row["train.recipe"] == "selected":
-        recipe = (
+        return (
             f"epochs (early stopping on KL, at most {row['select.epochs']}), lr_head and weight_decay chosen per "
             f"training fold on a stratified inner validation split of {row['select.share']:.0%} of it"
         )
-    else:
-        recipe = (
-            f"{row['train.epochs']} epochs, lr_head {row['train.lr_head']}, weight_decay {row['train.weight_decay']}"
-        )
+    given = {name: "as in each row" if f"train.{name}" in varied else row[f"train.{name}"] for name in FIXED}
+    return f"{given['epochs']} epochs, lr_head {given['lr_head']}, weight_decay {given['weight_decay']}"
+
+
+def _split(row: pd.Series) -> str:
     first, repeats, folds = row["split.seed"], row["split.repeats"], row["split.folds"]
-    split = (
-        f"{folds}-fold cross-validation (split seed {first})"
-        if repeats == 1
-        else f"{repeats} repeats of {folds}-fold cross-validation (split seeds {first} to {first + repeats - 1})"
-    )
+    if repeats == 1:
+        return f"{folds}-fold cross-validation (split seed {first})"
+    return f"{repeats} repeats of {folds}-fold cross-validation (split seeds {first} to {first + repeats - 1})"
+
+
+def setting(rows: pd.DataFrame, images: int, varied: Collection[str] = ()) -> str:
+    """The setting all rows share, read from their params; those of `varied` are the rows' own."""
+    row = rows.iloc[0]
+    emotions = "7 emotions (neutral kept)" if row["data.neutral"] == "keep" else "6 emotions (neutral dropped)"
     return (
         f"Emotion6, {images} images, {emotions}, class label `{row['data.label']}`; "
-        f"{row['model.backbone']} ({weights}), {mode}; {recipe}; {split}."
+        f"{_network(row)}; {_recipe(row, varied)}; {_split(row)}."
     )
 
 
 def comparison_table(
     grid: Grid, rows: pd.DataFrame, compared: Mapping[Arm, Comparison], selections: Mapping[Arm, Mapping[str, Stats]]
 ) -> str:
-    """Table A or B: the arms against `none` (`compared`), then the trivial baselines of `none`'s experiment."""
+    """Table A, B or D: the arms against the first (`compared`), then, when that is `none` as the
+    default params have it, the trivial baselines of its experiment."""
     paired = next(iter(compared.values())).paired
+    first = grid.arms[0]
     table_rows = [
         arm_row(arm, rows.loc[arm.label], comparison=compared.get(arm), selection=selections.get(arm))
         for arm in grid.arms
-    ] + baseline_rows(rows.loc[BASELINE.label])
+    ]
+    if first == BASELINE:
+        table_rows += baseline_rows(rows.loc[first.label])
+    varied = {param for arm in grid.arms for param, _ in arm.settings}
     caption = (
-        f"**Table {grid.name}: {grid.title}.** {setting(rows, paired.images)} Scores on the held-out folds: mean "
-        f"over the {paired.repeats} × {paired.folds} folds [{INTERVALS}, which allow for the overlap of the "
-        f"training sets]. Δ: arm − none on the same test images, mean over the folds [95% interval]; p: the "
-        f"two-sided corrected resampled t-test of that mean, Holm-adjusted over the {len(compared)} arms per "
+        f"**Table {grid.name}: {grid.title}.** {setting(rows, paired.images, varied)} Scores on the held-out folds: "
+        f"mean over the {paired.repeats} × {paired.folds} folds [{INTERVALS}, which allow for the overlap of the "
+        f"training sets]. Δ: arm − {first.label} on the same test images, mean over the folds [95% interval]; p: "
+        f"the two-sided corrected resampled t-test of that mean, Holm-adjusted over the {len(compared)} arms per "
         f"measure; helps / hurts at α = {statistics.ALPHA} on the adjusted p. Median ΔKL and images improved: "
-        "per image, averaged over the repeats (not tested). Baselines, from each training set: its mean "
-        "distribution for every image, and its most common class (one-hot: infinite KL, so classification "
-        "scores only)."
+        "per image, averaged over the repeats (not tested)."
     )
+    if first == BASELINE:
+        caption += (
+            " Baselines, from each training set: its mean distribution for every image, and its most common class "
+            "(one-hot: infinite KL, so classification scores only)."
+        )
     if selections:
         caption += (
             f" Chosen: median [min–max] over the {paired.repeats * paired.folds} training folds of the "
             "settings picked on their inner validation split."
         )
-    return markdown(caption, comparison_columns(bool(selections)), table_rows)
+    return markdown(caption, comparison_columns(bool(selections), bool(varied)), table_rows)
 
 
 def reimplementation_table(grid: Grid, rows: pd.DataFrame, images: int) -> str:
@@ -113,23 +137,46 @@ def replace_block(readme: str, name: str, block: str) -> str:
     return f"{head}{start}\n{block}\n{end}{tail}"
 
 
+def published_table(grid: Grid, rows: pd.DataFrame) -> str:
+    """Table E: other methods' published held-out figures, then the arms' with their intervals."""
+    table_rows = [
+        Row((f"{p.method} ({p.venue}), {p.network}", f"{p.split}, 7 emotions", "-"), p.scores(), {}) for p in HELD_OUT
+    ]
+    for arm in grid.arms:
+        row = rows.loc[arm.label]
+        emotions = "7 emotions" if row["data.neutral"] == "keep" else "6 emotions"
+        protocol = f"{_split(row)}, {emotions}, label `{row['data.label']}`"
+        table_rows.append(arm_row(arm, row)._replace(names=(f"ours, {arm.label}", protocol, "-")))
+    first = rows.iloc[0]
+    caption = (
+        f"**Table {grid.name}: {grid.title}.** Ours: {_network(first)}; {_recipe(first)}; scores on the held-out "
+        f"folds, mean [{INTERVALS}]. The published figures are each from one split, on which StyleEDL also picked "
+        "its epoch (its training log scores the test set every epoch)."
+    )
+    return markdown(caption, published_columns(), table_rows)
+
+
 def tables(frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
-    """Each grid's table text, and the rows of the tables compared with `none`, by grid name."""
-    texts, compared_rows = {}, {}
+    """Each grid's table text, and the rows of the charted tables (those of all the arms), by grid name."""
+    texts, charted = {}, {}
     for grid in GRIDS:
         rows = experiments.grid_rows(frame, grid)
-        if grid.name == BESIDE_PUBLISHED:
-            images = experiments.predictions(rows.loc[BASELINE.label])["image"].nunique()
+        if grid.kind == "reimplementation":
+            images = experiments.predictions(rows.iloc[0])["image"].nunique()
             texts[grid.name] = reimplementation_table(grid, rows, images)
             continue
+        if grid.kind == "published":
+            texts[grid.name] = published_table(grid, rows)
+            continue
         compared = statistics.compare(
-            {arm: experiments.predictions(rows.loc[arm.label]) for arm in grid.arms}, BASELINE
+            {arm: experiments.predictions(rows.loc[arm.label]) for arm in grid.arms}, grid.arms[0]
         )
         selected = rows.iloc[0]["train.recipe"] == "selected"
         selections = {arm: experiments.selection(rows.loc[arm.label]) for arm in grid.arms if selected}
         texts[grid.name] = comparison_table(grid, rows, compared, selections)
-        compared_rows[f"Table {grid.name}: {grid.title}"] = rows
-    return texts, compared_rows
+        if grid.arms == ARMS:
+            charted[f"Table {grid.name}: {grid.title}"] = rows
+    return texts, charted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     frame = experiments.experiments(experiments.exp_show(args.show_json))
     for skipped in frame[frame["error"].notna()].itertuples():
         print(f"skipped experiment {skipped.name} ({skipped.rev[:7]}): {skipped.error}", file=sys.stderr)
-    texts, compared_rows = tables(frame)
-    chart.plot(compared_rows, ARMS, args.plot)
+    texts, charted = tables(frame)
+    chart.plot(charted, ARMS, args.plot)
     for name, text in texts.items():
         readme = replace_block(readme, name, text)
     write_text(readme, args.readme)
