@@ -56,8 +56,8 @@ def _section(experiment: pd.Series, prefix: str) -> dict[str, dict[str, float]]:
 def _interval(stats: Stats | None, digits: int, sign: str = "") -> str:
     if stats is None:
         return "-"
-    if "ci_low" not in stats:  # a published figure, with the digits it was published with
-        return f"{stats['mean']:g}"
+    if "ci_low" not in stats:  # a published figure, with the two decimals it was published with
+        return f"{stats['mean']:.2f}"
     return f"{stats['mean']:{sign}.{digits}f} [{stats['ci_low']:{sign}.{digits}f}, {stats['ci_high']:{sign}.{digits}f}]"
 
 

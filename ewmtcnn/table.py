@@ -145,13 +145,14 @@ def published_table(grid: Grid, rows: pd.DataFrame) -> str:
     for arm in grid.arms:
         row = rows.loc[arm.label]
         emotions = "7 emotions" if row["data.neutral"] == "keep" else "6 emotions"
-        protocol = f"{_split(row)}, {emotions}, label `{row['data.label']}`"
-        table_rows.append(arm_row(arm, row)._replace(names=(f"ours, {arm.label}", protocol, "-")))
+        protocol = f"{row['split.repeats']} × {row['split.folds']}-fold CV, {emotions}, label `{row['data.label']}`"
+        method = f"ours: {' '.join(filter(None, (arm.init, arm.mode, arm.head)))}, frozen {row['model.backbone']}"
+        table_rows.append(arm_row(arm, row)._replace(names=(method, protocol, "-")))
     first = rows.iloc[0]
     caption = (
-        f"**Table {grid.name}: {grid.title}.** Ours: {_network(first)}; {_recipe(first)}; scores on the held-out "
-        f"folds, mean [{INTERVALS}]. The published figures are each from one split, on which StyleEDL also picked "
-        "its epoch (its training log scores the test set every epoch)."
+        f"**Table {grid.name}: {grid.title}.** Ours: {_network(first)}; {_recipe(first)}; {_split(first)}; "
+        f"scores on the held-out folds, mean [{INTERVALS}]. The published figures are each from one split, on "
+        "which StyleEDL also picked its epoch (its training log scores the test set every epoch)."
     )
     return markdown(caption, published_columns(), table_rows)
 

@@ -1,5 +1,5 @@
 """What DVC knows about the experiments (ewmtcnn.experiments), on real `dvc exp show --json` output
-of a throwaway DVC project (tests/variants_project.py) holding the 33 experiments of the three grids."""
+of a throwaway DVC project (tests/variants_project.py) holding the 38 experiments of the five grids."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ewmtcnn import InputError
 from ewmtcnn import experiments as module
 from ewmtcnn.experiments import dvc as run_dvc
 from ewmtcnn.experiments import exp_show, experiments, grid_rows, predictions, selection, settings
-from ewmtcnn.grid import GRIDS
+from ewmtcnn.grid import EXPERIMENTS, GRIDS
 from variants_project import (
     CORR_SEED,
     EYE_SEED,
@@ -54,7 +54,7 @@ def test_exp_show_json_shape(show: list) -> None:
     experiments under the baseline, one rev each; a failed one carries `error`."""
     assert show[0]["rev"] == "workspace" and show[0]["experiments"] is None
     baseline = show[1]
-    assert baseline["name"] == "main" and len(baseline["experiments"]) == 35
+    assert baseline["name"] == "main" and len(baseline["experiments"]) == len(EXPERIMENTS) + 2  # broken, pending
     by_name = {e["name"]: e for e in baseline["experiments"]}
     assert by_name["broken"]["revs"][0]["error"]["msg"] == "Experiment run failed"
     assert by_name["broken"]["executor"]["state"] == "failed"
@@ -81,7 +81,7 @@ def test_exp_show_reads_a_saved_copy_or_refuses_it(project: Repo, tmp_path: Path
 
 def test_experiments_one_row_each_with_params_metrics_and_errors(project: Repo, show: list) -> None:
     frame = experiments(show)
-    assert len(frame) == 35 and frame["name"].is_unique
+    assert len(frame) == len(EXPERIMENTS) + 2 and frame["name"].is_unique  # and broken, pending
     errors = frame.set_index("name")["error"]
     assert errors["broken"] == "Experiment run failed" and errors["pending"] == "not finished (queued)"
     assert errors.drop(["broken", "pending"]).isna().all()
@@ -151,13 +151,15 @@ def test_experiments_without_any() -> None:
 
 
 def test_grid_rows_picks_each_arm_of_each_grid(show: list) -> None:
-    """Tables B and C share the recipe and the head of six arms: the label tells them apart."""
+    """Tables B and C share the recipe and the head of six arms: the label tells them apart; B's
+    `none` and wheel prior are also D's first and last rows, E's six-emotion dominant row is A's."""
     frame = experiments(show)
     for grid in GRIDS:
         rows = grid_rows(frame, grid)
         assert list(rows.index) == [arm.label for arm in grid.arms]
         assert list(rows["name"]) == [exp_name(experiment) for experiment in grid.experiments()]
-        assert set(rows["data.label"]) == {dict(grid.fixed)["data.label"]}
+        for param, value in grid.fixed:
+            assert set(rows[param]) == {value}
 
 
 def test_grid_rows_takes_the_newest(show: list) -> None:
@@ -177,14 +179,15 @@ def test_grid_rows_names_missing_arms(show: list) -> None:
     message = str(error.value)
     assert message.startswith(
         "no usable experiment for 2 of the 13 variants of table A: none (dvc exp run --queue "
-        "-S data.label=dominant -S train.recipe=selected -S prior.init=none evaluate)"
+        "-S data.label=dominant -S data.neutral=drop -S train.recipe=selected -S prior.init=none evaluate)"
     )
     # The failed experiment that would have been the arm is named, with DVC's reason.
     assert "corr unfreeze seed (broken Experiment run failed)" in message
     assert "\n" not in message
     with pytest.raises(
         InputError,
-        match=r"of table C: original freeze seed \(dvc exp run --queue -S data.label=folder -S train.recipe=fixed "
+        match=r"of table C: original freeze seed \(dvc exp run --queue -S data.label=folder -S data.neutral=drop "
+        r"-S train.recipe=fixed "
         r"-S train.lr_head=0.01 -S prior.init=original -S prior.freeze=true -S model.head=seed evaluate\)",
     ):
         grid_rows(frame[frame["name"] != exp_name(ORIGINAL_SEED_C)], ORIGINAL_SEED_C.grid)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ewmtcnn import InputError, experiments, grid
-from ewmtcnn.grid import ARMS, BASELINE, EXPERIMENTS, GRIDS, SEED_ARMS, Arm, Experiment
+from ewmtcnn.grid import ARMS, BASELINE, EXPERIMENTS, GRIDS, PUBLISHED_SETTINGS, RESCALED, SEED_ARMS, Arm, Experiment
 
 
 def test_arms() -> None:
@@ -27,22 +27,53 @@ def test_arms() -> None:
 def test_grids() -> None:
     """A and B: the 13 arms under each recipe; C: the reimplementation's setting. Each pins the label
     too, so that no experiment of one grid is also an arm of another (B's and C's share the recipe),
-    and B and C the paper's head learning rate, so that one run at another is no row of theirs."""
-    a, b, c = GRIDS
-    assert [g.name for g in GRIDS] == ["A", "B", "C"]
-    assert (a.arms, dict(a.fixed)) == (ARMS, {"data.label": "dominant", "train.recipe": "selected"})
+    and B and C the paper's head learning rate, so that one run at another is no row of theirs.
+    D and E reuse experiments of A and B where their params are the same; each is queued once."""
+    a, b, c, d, e = GRIDS
+    assert [g.name for g in GRIDS] == ["A", "B", "C", "D", "E"]
+    assert [g.kind for g in GRIDS] == ["compared", "compared", "reimplementation", "compared", "published"]
+    six = {"data.label": "dominant", "data.neutral": "drop"}
+    assert (a.arms, dict(a.fixed)) == (ARMS, {**six, "train.recipe": "selected"})
     paper = {"train.recipe": "fixed", "train.lr_head": 0.01}
-    assert (b.arms, dict(b.fixed)) == (ARMS, {"data.label": "dominant", **paper})
-    assert (c.arms, dict(c.fixed)) == (SEED_ARMS, {"data.label": "folder", **paper})
-    assert len(EXPERIMENTS) == 33 and len({tuple(sorted(e.params().items())) for e in EXPERIMENTS}) == 33
-    assert [e.grid.name for e in EXPERIMENTS] == ["A"] * 13 + ["B"] * 13 + ["C"] * 7
+    assert (b.arms, dict(b.fixed)) == (ARMS, {**six, **paper})
+    assert (c.arms, dict(c.fixed)) == (SEED_ARMS, {"data.label": "folder", "data.neutral": "drop", **paper})
+    assert (d.arms, dict(d.fixed)) == (RESCALED, {**six, "train.recipe": "fixed"})
+    assert [arm.label for arm in RESCALED] == [
+        "none lr_head=0.01",
+        "none lr_head=0.005",
+        "none lr_head=0.0025",
+        "original freeze direct lr_head=0.01",
+    ]
+    assert (e.arms, dict(e.fixed)) == (PUBLISHED_SETTINGS, {"train.recipe": "selected"})
+    assert [arm.label for arm in PUBLISHED_SETTINGS] == [
+        "original freeze direct neutral=keep label=dominant",
+        "original freeze direct neutral=keep label=folder",
+        "original freeze direct neutral=drop label=dominant",
+        "original freeze direct neutral=drop label=folder",
+    ]
+    every = [experiment for grid in GRIDS for experiment in grid.experiments()]
+    assert len(every) == 13 + 13 + 7 + 4 + 4
+    # D's none at 0.01 and wheel prior are B's; E's six-emotion dominant row is A's wheel prior.
+    assert Experiment(d, RESCALED[0]).params() == Experiment(b, BASELINE).params()
+    assert Experiment(d, RESCALED[-1]).params() == Experiment(b, Arm("original", True, "direct")).params()
+    assert Experiment(e, PUBLISHED_SETTINGS[2]).params() == Experiment(a, Arm("original", True, "direct")).params()
+    assert len(EXPERIMENTS) == len(every) - 3 == len({frozenset(e.params().items()) for e in EXPERIMENTS})
+    assert {frozenset(e.params().items()) for e in EXPERIMENTS} == {frozenset(e.params().items()) for e in every}
+    names = [e.grid.name for e in EXPERIMENTS]
+    assert names == ["A"] * 13 + ["B"] * 13 + ["C"] * 7 + ["D"] * 2 + ["E"] * 3
 
 
 def test_overrides() -> None:
-    a, b, c = GRIDS
-    assert Experiment(a, BASELINE).overrides() == ["data.label=dominant", "train.recipe=selected", "prior.init=none"]
+    a, b, c, d, _ = GRIDS
+    assert Experiment(a, BASELINE).overrides() == [
+        "data.label=dominant",
+        "data.neutral=drop",
+        "train.recipe=selected",
+        "prior.init=none",
+    ]
     assert Experiment(b, Arm("original", True, "seed")).overrides() == [
         "data.label=dominant",
+        "data.neutral=drop",
         "train.recipe=fixed",
         "train.lr_head=0.01",
         "prior.init=original",
@@ -51,14 +82,23 @@ def test_overrides() -> None:
     ]
     assert Experiment(c, Arm("corr", False, "seed")).overrides() == [
         "data.label=folder",
+        "data.neutral=drop",
         "train.recipe=fixed",
         "train.lr_head=0.01",
         "prior.init=corr",
         "prior.freeze=false",
         "model.head=seed",
     ]
+    assert Experiment(d, RESCALED[1]).overrides() == [
+        "data.label=dominant",
+        "data.neutral=drop",
+        "train.recipe=fixed",
+        "prior.init=none",
+        "train.lr_head=0.005",
+    ]
     assert Experiment(c, BASELINE).params() == {
         "data.label": "folder",
+        "data.neutral": "drop",
         "train.recipe": "fixed",
         "train.lr_head": 0.01,
         "prior.init": "none",
@@ -85,11 +125,12 @@ def test_queue_one_experiment_per_grid_and_arm_with_its_overrides(monkeypatch: p
         "exp",
         "run",
         "--queue",
-        *("-S", "data.label=dominant", "-S", "train.recipe=selected", "-S", "prior.init=none"),
+        *("-S", "data.label=dominant", "-S", "data.neutral=drop", "-S", "train.recipe=selected"),
+        *("-S", "prior.init=none"),
         *("-S", "data.source=/data/Emotion6.zip"),
         "evaluate",  # the tables need no final model
     )
-    assert len(fake.calls) == 33
+    assert len(fake.calls) == len(EXPERIMENTS) == 38
     for experiment, call in zip(EXPERIMENTS, fake.calls, strict=True):
         assert call[:3] == ("exp", "run", "--queue") and set(call[3:-1:2]) == {"-S"} and call[-1] == "evaluate"
         assert list(call[4:-1:2]) == [*experiment.overrides(), "data.source=/data/Emotion6.zip"]

@@ -15,7 +15,8 @@ from dvcrepo import Repo
 from ewmtcnn import InputError, cli, metrics, table
 from ewmtcnn.experiments import experiments as experiment_rows
 from ewmtcnn.experiments import grid_rows
-from ewmtcnn.grid import BASELINE, GRIDS, Arm, Grid
+from ewmtcnn.grid import BASELINE, GRIDS, Arm, Experiment, Grid
+from ewmtcnn.published import HELD_OUT
 from ewmtcnn.resampling import Corrected
 from ewmtcnn.statistics import Comparison, Paired, compare
 from ewmtcnn.table import comparison_table, markers, reimplementation_table, replace_block
@@ -310,32 +311,44 @@ def committed(project: Repo, rev: str, path: str) -> str:
 
 
 def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cells of tables A and B against each experiment's committed metrics, chosen settings and
-    the statistics of its committed predictions; table C against the training figures."""
+    """The cells of tables A, B and D against each experiment's committed metrics, chosen settings
+    and the statistics of its committed predictions; table C against the training figures; table E
+    against the held-out figures, after the published rows."""
     monkeypatch.chdir(project.root)  # where `git show` finds the experiments' commits
     frame = experiment_rows(read_show(project))
     texts, charted = table.tables(frame)
-    assert list(texts) == ["A", "B", "C"] and len(charted) == 2
+    assert list(texts) == ["A", "B", "C", "D", "E"]
+    assert list(charted) == [f"Table {grid.name}: {grid.title}" for grid in GRIDS[:2]]
     for grid in GRIDS:
         rows = grid_rows(frame, grid)
         header, *lines = table_lines(texts[grid.name])
-        assert len(lines) == len(grid.arms) + (0 if grid.name == "C" else 2)
+        trivial = 2 if grid.arms[0] == BASELINE else 0
+        published = len(HELD_OUT) if grid.kind == "published" else 0
+        assert len(lines) == published + len(grid.arms) + (trivial if grid.kind == "compared" else 0)
+        lines = lines[published:]
         predictions = {
             arm: pd.read_csv(io.StringIO(committed(project, rows.at[arm.label, "rev"], "metrics/predictions.csv")))
             for arm in grid.arms
         }
-        compared = compare(predictions, BASELINE) if grid.name != "C" else {}
+        compared = compare(predictions, grid.arms[0]) if grid.kind == "compared" else {}
         for arm, line in zip(grid.arms, lines, strict=False):
             cell = dict(zip(header, line, strict=True))
-            assert (cell["init"], cell["freeze"], cell["head"]) == (arm.init, arm.mode or "-", arm.head or "-")
             metrics = json.loads(committed(project, rows.at[arm.label, "rev"], "metrics/metrics.json"))
             kl = metrics["test"]["kl"]
-            name = "KL" if grid.name != "C" else "test KL"
+            name = "test KL" if grid.kind == "reimplementation" else "KL"
             assert cell[name] == f"{kl['mean']:.4f} [{kl['ci_low']:.4f}, {kl['ci_high']:.4f}]"
-            if grid.name == "C":
+            if grid.kind == "published":
+                assert cell["method"] == f"ours: {arm.init} {arm.mode} {arm.head}, frozen efficientnet_lite0"
+                assert cell["protocol"].endswith(f"label `{dict(Experiment(grid, arm).params())['data.label']}`")
+                continue
+            assert (cell["init"], cell["freeze"], cell["head"]) == (arm.init, arm.mode or "-", arm.head or "-")
+            if grid.kind == "reimplementation":
                 assert cell["train acc (in place)"] == f"{100 * metrics['train']['acc']['mean']:.1f}%"
                 continue
-            if arm == BASELINE:
+            assert ("params" in cell) == (grid.name == "D")
+            if grid.name == "D":
+                assert cell["params"] == ", ".join(f"{param} {value}" for param, value in arm.settings)
+            if arm == grid.arms[0]:
                 assert cell["ΔKL vs none"] == "-"
             else:
                 c = compared[arm]
@@ -348,7 +361,7 @@ def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatc
             else:
                 assert "epochs chosen" not in cell
         # The fake stage's one clearly better arm (predictions closer to the truth) helps on both measures.
-        if grid.name != "C":
+        if grid.name in ("A", "B"):
             better = dict(zip(header, lines[grid.arms.index(Arm("corr", True, "direct"))], strict=True))
             assert (better["prior for KL"], better["prior for acc"]) == ("helps", "helps")
 
@@ -358,8 +371,8 @@ def test_table_command_end_to_end(project: Repo, monkeypatch: pytest.MonkeyPatch
     assert done.returncode == 0, done.stderr
     readme = (project.root / "README.md").read_text()
     assert readme.startswith("# Project\n\nIntro.\n\n<!-- table-A:start -->\n**Table A: ")
-    assert readme.endswith("<!-- table-C:end -->\n\n## After\n\nkept\n")
-    for grid, rows in zip(GRIDS, (15, 15, 7), strict=True):
+    assert readme.endswith("<!-- table-E:end -->\n\n## After\n\nkept\n")
+    for grid, rows in zip(GRIDS, (15, 15, 7, 4, 6), strict=True):
         start, end = markers(grid.name)
         block = readme.split(start)[1].split(end)[0]
         assert f"old table {grid.name}" not in block and block.strip() in done.stdout

@@ -1,4 +1,4 @@
-"""A throwaway DVC project holding the experiments of the three variants tables (ewmtcnn.grid.GRIDS),
+"""A throwaway DVC project holding the experiments of the variants tables (ewmtcnn.grid.GRIDS),
 built once per test session for the tests of ewmtcnn.experiments and ewmtcnn.table: its one stage
 stands in for the pipeline (fast: no training) and writes metrics, chosen settings and repeated
 out-of-fold predictions that depend on the experiment, in the formats of the real evaluate stage."""
@@ -33,7 +33,9 @@ p = yaml.safe_load(open("params.yaml"))
 if p["train"]["epochs"] == 0:
     raise SystemExit("no epochs to train")
 prior, model, train = p["prior"], p["model"], p["train"]
-setting = f"{prior['init']} {prior['freeze']} {model['head']} {p['data']['label']} {train['recipe']}"
+data = p["data"]
+setting = f"{prior['init']} {prior['freeze']} {model['head']} {data['label']} {data['neutral']} {train['recipe']}"
+setting += f" {train['lr_head']}" if train["recipe"] == "fixed" else ""
 rng = np.random.default_rng(zlib.crc32(setting.encode()))
 emotions = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
 scores = ["acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"]
@@ -101,7 +103,7 @@ def _old_block(name: str) -> str:
 
 README = "# Project\n\nIntro.\n\n" + "\n\n".join(_old_block(g.name) for g in GRIDS) + "\n\n## After\n\nkept\n"
 
-TABLE_A, TABLE_B, TABLE_C = GRIDS
+TABLE_A, TABLE_B, TABLE_C, TABLE_D, TABLE_E = GRIDS
 #: The experiment run through DVC's queue; the one queued to fail (`broken`), with no epochs; and
 #: three the tests single out.
 QUEUED = Experiment(TABLE_A, TABLE_A.arms[0])
@@ -117,14 +119,16 @@ def queue_args(experiment: Experiment) -> list[str]:
 
 
 def exp_name(experiment: Experiment) -> str:
-    return f"{experiment.grid.name}-{experiment.arm.label.replace(' ', '-')}"
+    """The name the project gives the experiment: that of the grid where EXPERIMENTS has it, and its arm."""
+    recorded = next(e for e in EXPERIMENTS if e.params() == experiment.params())
+    return f"{recorded.grid.name}-{recorded.arm.label.replace(' ', '-')}"
 
 
 def _record_experiment(repo: Repo, baseline: str, experiment: Experiment) -> None:
     """Record `experiment` the way DVC stores one (a commit on the baseline under
     refs/exps/<baseline[:2]>/<baseline[2:]>/<name>), with the stage run directly: much faster
     than DVC running it, for the experiments whose only role is to fill the tables."""
-    repo.run("git", "checkout", "-q", "--", "params.yaml")  # the baseline's, then this experiment's
+    repo.run("git", "checkout", "-q", baseline, "--", "params.yaml")  # the baseline's, not the last one's
     repo.set_params(**{param.replace(".", "__"): value for param, value in experiment.params().items()})
     with contextlib.chdir(repo.root):
         runpy.run_path("evaluate.py")  # in process: no interpreter start-up
