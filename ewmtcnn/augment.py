@@ -12,6 +12,7 @@ resized by OpenCV in uint8 and normalised while it is still in cache.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -102,11 +103,33 @@ def views(
     return render(images, boxes, flips, size, mean, std)
 
 
-def centre(images: np.ndarray, size: int = 224, mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
-    """The evaluation view: the centre size x size crop, normalised (no resize, no flip)."""
+def centre(
+    images: np.ndarray, size: int = 224, mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD, mirror: bool = False
+) -> torch.Tensor:
+    """The evaluation view: the centre size x size crop, normalised (no resize), mirrored if `mirror`."""
     images = np.asarray(images)
     n, _, height, width = images.shape
     if height < size or width < size:
         raise InputError(f"images of {height}x{width} px are smaller than the {size} px crop; raise preprocess.size")
     top, left = (height - size) // 2, (width - size) // 2
-    return render(images, [[top, left, size, size]] * n, [False] * n, size, mean, std)
+    return render(images, [[top, left, size, size]] * n, [mirror] * n, size, mean, std)
+
+
+def mirror(images: np.ndarray, size: int = 224, mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
+    """The centre crop's mirror image: a test-time view whose features can be averaged with the centre's."""
+    return centre(images, size, mean, std, mirror=True)
+
+
+def full(images: np.ndarray, size: int = 224, mean: Stats = IMAGENET_MEAN, std: Stats = IMAGENET_STD) -> torch.Tensor:
+    """The whole stored square resized to size x size: a test-time view that keeps what the centre crop cuts off."""
+    images = np.asarray(images)
+    n, _, height, width = images.shape
+    return render(images, [[0, 0, height, width]] * n, [False] * n, size, mean, std)
+
+
+#: The test-time views that the features stage can average, by their params.yaml names.
+TEST_VIEWS: dict[str, Callable[[np.ndarray, int, Stats, Stats], torch.Tensor]] = {
+    "centre": centre,
+    "mirror": mirror,
+    "full": full,
+}

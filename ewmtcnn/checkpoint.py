@@ -25,7 +25,7 @@ from ewmtcnn import InputError, readers
 from ewmtcnn.atomic import write_csv, write_json, written
 
 FOLD_FORMAT = "ewmtcnn-fold-1"
-FINAL_FORMAT = "ewmtcnn-final-2"
+FINAL_FORMAT = "ewmtcnn-final-3"
 #: The files of one trained fold's directory.
 WEIGHTS, HISTORY_FILE, TEST, TRAIN, SELECTION = "model.pt", "history.csv", "test.csv", "train.csv", "selection.json"
 #: The per-epoch figures of a fold's history, besides `epoch`, as the train stage measures them.
@@ -143,6 +143,7 @@ class FinalModel:
     prior_initial: np.ndarray | None  # builds the prior layer (None: prior.init none), then the state overwrites it
     prior_init: str
     backbone: str
+    extraction: dict[str, Any]  # features.*: how the cached features were made (`features.Extraction.record`)
     pretrained: bool
     weights: str | None  # model.weights: with `pretrained`, which backbone the cached features came from
     head: str

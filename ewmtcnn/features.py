@@ -1,5 +1,11 @@
-"""Pooled backbone features of the images' centre crops, computed once so that heads train on
-them in seconds: the features stage's cache, and prediction's input for new pictures."""
+"""Backbone features of every image, computed once so that heads train on them in seconds: the
+features stage's cache, and prediction's input for new pictures.
+
+What a feature vector is, `features.*` in params.yaml (`ewmtcnn.extraction`): the backbone's
+pooled output or its multi-level channel statistics (`ewmtcnn.levels`), averaged over one or
+more test-time views (`ewmtcnn.augment.TEST_VIEWS`), at the backbone's native input side or
+another.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ewmtcnn import InputError, augment
+from ewmtcnn import InputError, augment, levels
 from ewmtcnn.backbones import Backbone
+from ewmtcnn.extraction import Extraction
 
+#: The default: the pooled features of the centre crop at the backbone's native side.
+POOLED_CENTRE = Extraction()
 RANDOM_INIT_SEED = 0  # a random-init backbone (model.pretrained: false) is still reproducible
 #: Channels-last batches of 16 were the fastest on a 2-core CPU (about 2x the default layout
 #: with batches of 64).
@@ -31,9 +40,22 @@ def feature_backbone(backbone: Backbone, pretrained: bool, weights: str | Path |
         return backbone.build(pretrained, weights)
 
 
-def extract(module: nn.Module, images: np.ndarray, backbone: Backbone, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Pooled features (N, backbone.features) float32 of the centre `backbone.size` crops of
-    uint8 (N, 3, S, S) `images`, normalised as `backbone`'s weights expect.
+def width(module: nn.Module, backbone: Backbone, how: Extraction) -> int:
+    """The length of the feature vectors that `extract` makes."""
+    if how.layers == "pooled":
+        return backbone.features
+    return int(extract(module, np.zeros((1, 3, backbone.size, backbone.size), np.uint8), backbone, how).shape[1])
+
+
+def extract(
+    module: nn.Module,
+    images: np.ndarray,
+    backbone: Backbone,
+    how: Extraction = POOLED_CENTRE,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
+    """Features (N, D) float32 of uint8 (N, 3, S, S) `images`, `how` says which, each view at
+    `backbone.size` normalised as `backbone`'s weights expect; `backbone` is already `how.sized`.
 
     Run in eval mode (BatchNorm's running statistics, no dropout) and without autograd, so the
     same images always give the same features. `module`'s training mode is restored afterwards.
@@ -43,13 +65,22 @@ def extract(module: nn.Module, images: np.ndarray, backbone: Backbone, batch_siz
     device = next(module.parameters()).device
     was_training = module.training
     module.eval().to(memory_format=torch.channels_last)
+    ends = levels.stage_ends(module, backbone.size) if how.layers == "stats" else []
+    views = [augment.TEST_VIEWS[name] for name in how.views]
     out = []
     try:
         with torch.inference_mode(), tqdm(total=len(images), desc="features", unit="img") as bar:
             for start in range(0, len(images), batch_size):
-                x = augment.centre(images[start : start + batch_size], backbone.size, backbone.mean, backbone.std)
-                out.append(module(x.to(device, memory_format=torch.channels_last)).float().cpu().numpy())
-                bar.update(len(x))
+                batch = images[start : start + batch_size]
+                total = None
+                for view in views:
+                    x = view(batch, backbone.size, backbone.mean, backbone.std)
+                    with levels.captured(ends) as maps:
+                        pooled = module(x.to(device, memory_format=torch.channels_last))
+                    vector = (levels.statistics(maps) if ends else pooled).float()
+                    total = vector if total is None else total + vector
+                out.append((total / len(views)).cpu().numpy())
+                bar.update(len(batch))
     finally:
         module.train(was_training)
     return np.concatenate(out)

@@ -4,9 +4,9 @@ of Emotion6.
     python -m ewmtcnn.predict IMAGE... [--model data/final/model.pt] [--json] [--plot OUT.png]
 
 Each image goes the way the pipeline's images went: resized and centre-cropped to the
-stored square (as the preprocess stage), its centre 224 crop normalised for the backbone,
-pooled backbone features (as the features stage), then the head and a softmax (as
-evaluation). A missing or unreadable image is reported on stderr and skipped; the others are
+stored square (as the preprocess stage), its features made as the features stage made them
+(the same views, layers and input side, recorded in the model), then the head and a softmax
+(as evaluation). A missing or unreadable image is reported on stderr and skipped; the others are
 still predicted, and the exit status is 1 if any failed.
 """
 
@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from ewmtcnn import InputError, backbones, cli, features, images, layout, training
+from ewmtcnn import InputError, backbones, cli, extraction, features, images, layout, training
 from ewmtcnn.atomic import written
 from ewmtcnn.checkpoint import FinalModel, load_final
 from ewmtcnn.dataset import NEUTRAL
@@ -67,16 +67,19 @@ class Predictor:
     def __init__(self, final: FinalModel, source: Path) -> None:
         self.outputs = final.outputs
         self.size = final.size
-        self.backbone = backbones.get(final.backbone)
+        self.how = extraction.restored(final.extraction)
+        self.backbone = self.how.sized(backbones.get(final.backbone))
         self.device = training.device()
         self.features: nn.Module | None
         backbone: nn.Module | None
         if final.finetune:  # the state holds the whole network, backbone included
             backbone, self.features = self.backbone.build(pretrained=False, weights=None), None
+            width = self.backbone.features
         else:
             backbone = None
             self.features = features.feature_backbone(self.backbone, final.pretrained, final.weights).to(self.device)
-        net = EmotionNet(self.backbone.features, len(final.outputs), final.head, final.prior_initial, True, backbone)
+            width = features.width(self.features, self.backbone, self.how)
+        net = EmotionNet(width, len(final.outputs), final.head, final.prior_initial, True, backbone)
         self.net = net
         try:
             self.net.load_state_dict(final.state)
@@ -90,7 +93,7 @@ class Predictor:
         if self.features is None:
             inputs = ImageViews(store, self.backbone)
         else:
-            inputs = CachedFeatures(features.extract(self.features, store, self.backbone))
+            inputs = CachedFeatures(features.extract(self.features, store, self.backbone, self.how))
         return training.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
 
 

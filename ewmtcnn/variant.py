@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ewmtcnn import InputError, backbones, dataset, models, params, wheel
+from ewmtcnn import InputError, backbones, dataset, extraction, models, params, wheel
 from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
 
 #: `data.neutral`: drop neutral and renormalise the six emotions, or keep all seven outputs.
@@ -57,7 +57,8 @@ class Variant:
     init: str
     freeze: bool
     sigma: float
-    backbone: backbones.Backbone
+    backbone: backbones.Backbone  # at the input side of `extraction`
+    extraction: extraction.Extraction
     pretrained: bool
     weights: str | None
     head: str
@@ -111,13 +112,15 @@ def from_params(p: Mapping[str, Any]) -> Variant:
             f"{params.PARAMS}: train.recipe selected chooses settings by training many heads on cached "
             "features; fine-tuning the whole network (train.finetune: true) needs train.recipe: fixed"
         )
+    how = extraction.extraction(p)
     return Variant(
         label=params.choice(p, "data.label", dataset.LABELS),
         neutral=params.choice(p, "data.neutral", NEUTRAL_CHOICES),
         init=params.choice(p, "prior.init", wheel.INITS),
         freeze=params.get(p, "prior.freeze", bool),
         sigma=params.number(p, "prior.sigma", 0, lo_open=True),
-        backbone=backbones.selected(p),
+        backbone=how.sized(backbones.selected(p)),
+        extraction=how,
         pretrained=params.get(p, "model.pretrained", bool),
         weights=params.get(p, "model.weights", (str, type(None))) or None,
         head=params.choice(p, "model.head", models.HEADS),

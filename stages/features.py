@@ -1,22 +1,25 @@
 """Stage `features`: what the head learns from, for every image, computed once.
 
-With the backbone frozen (the default), the pooled backbone features of every image's centre
-crop, so that training the head on them takes seconds and changing `prior.*` or `train.*`
-never recomputes them. When fine-tuning (`train.finetune: true`) the network learns from the
-pixels, so the output is the image store itself: then the training stages depend on the
-store, and otherwise on the features alone."""
+With the backbone frozen (the default), the backbone features of every image as `features.*`
+says (pooled or multi-level statistics, of one or more views averaged), so that training the
+head on them takes seconds and changing `prior.*` or `train.*` never recomputes them. When
+fine-tuning (`train.finetune: true`) the network learns from the pixels, so the output is the
+image store itself: then the training stages depend on the store, and otherwise on the
+features alone."""
 
 import shutil
+import time
 from typing import Any
 
 import numpy as np
 
-from ewmtcnn import backbones, cli, features, images, layout, params
+from ewmtcnn import backbones, cli, extraction, features, images, layout, params
 from ewmtcnn.atomic import written
 
 
 def main(p: dict[str, Any]) -> None:
-    backbone = backbones.selected(p)
+    how = extraction.extraction(p)
+    backbone = how.sized(backbones.selected(p))
     pretrained = params.get(p, "model.pretrained", bool)
     weights = params.get(p, "model.weights", (str, type(None))) or None
     store = images.open_store(layout.IMAGES)
@@ -25,10 +28,16 @@ def main(p: dict[str, Any]) -> None:
             shutil.copyfile(layout.IMAGES, tmp)
         print(f"fine-tuning: {layout.FEATURES} is the {store.shape} image store itself")
         return
-    pooled = features.extract(features.feature_backbone(backbone, pretrained, weights), store, backbone)
+    start = time.perf_counter()
+    made = features.extract(features.feature_backbone(backbone, pretrained, weights), store, backbone, how)
+    seconds = time.perf_counter() - start
     with written(layout.FEATURES) as tmp:
-        np.save(tmp, pooled)
-    print(f"{pooled.shape[0]} images -> {backbone.features}-d {backbone.name} features in {layout.FEATURES}")
+        np.save(tmp, made)
+    print(
+        f"{made.shape[0]} images -> {made.shape[1]}-d {backbone.name} {how.layers} features of "
+        f"{'+'.join(how.views)} at {backbone.size} px in {layout.FEATURES}: {seconds:.0f} s, "
+        f"{made.shape[0] / seconds:.1f} images/s"
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ def main(p: dict[str, Any]) -> None:
         prior_initial=trained.prior,
         prior_init=v.init,
         backbone=v.backbone.name,
+        extraction=v.extraction.record(),
         pretrained=v.pretrained,
         weights=v.weights,
         head=v.head,

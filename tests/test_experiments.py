@@ -1,5 +1,6 @@
 """The whole pipeline on synthetic data with a random-init backbone, as users drive it:
-`dvc repro`, `dvc exp run -S prior.init=eye`, `dvc metrics diff`, a forced rerun, one fold alone."""
+`dvc repro`, `dvc exp run -S prior.init=eye`, `dvc metrics diff`, a forced rerun, one fold alone, and
+a timm backbone with other feature options."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from scipy.spatial import distance
 from scipy.special import rel_entr
 
 from dvcrepo import STAGES, Repo, make_repo, ran
-from ewmtcnn import layout
+from ewmtcnn import backbones, features, layout
+from ewmtcnn.checkpoint import load_final
+from ewmtcnn.extraction import Extraction
 from support import write_emotion6, zip_folder
 
 PARAMS = dict(
@@ -128,3 +131,42 @@ def test_eye_experiment_reruns_only_training_and_evaluation(pipeline: Repo) -> N
     assert "test.kl.mean" in changed and changed["test.kl.mean"]["old"] == baseline["test"]["kl"]["mean"]
     shown = pipeline.dvc("exp", "show", "--json")
     assert '"init": "eye"' in shown.stdout and '"init": "original"' in shown.stdout  # the experiment and its baseline
+
+
+#: A small timm model, random-init here (no network): what a user's `timm/<name>` runs through.
+TIMM_MODEL = "timm/mobilenetv3_small_050"
+
+
+def test_a_timm_backbone_with_multi_level_features_of_two_views_runs_offline(pipeline: Repo) -> None:
+    """`model.backbone: timm/<name>` with random init, and the multi-level statistics of the centre
+    crop and its mirror image averaged: the features stage and what follows rerun, nothing before;
+    the features are those options' and no other's, and the final model predicts a new image."""
+    root = pipeline.root
+    options = (
+        "-S",
+        f"model.backbone={TIMM_MODEL}",
+        "-S",
+        "features.layers=stats",
+        "-S",
+        "features.views=[centre,mirror]",
+    )
+    result = pipeline.dvc("exp", "run", *options)
+    assert ran(result.stdout) == {"features", "train", "evaluate"}
+    made = np.load(root / layout.FEATURES)
+    backbone = backbones.get(TIMM_MODEL)
+    module = features.feature_backbone(backbone, pretrained=False)
+    how = Extraction("stats", ("centre", "mirror"), 0)
+    assert made.shape == (36, features.width(module, backbone, how)) and made.shape[1] != backbone.features
+    store = np.load(root / layout.IMAGES, mmap_mode="r")
+    np.testing.assert_allclose(made[:3], features.extract(module, store[:3], backbone, how), rtol=1e-5, atol=1e-6)
+    centre_only = features.extract(module, store[:3], backbone, Extraction("stats", ("centre",), 0))
+    assert not np.allclose(made[:3], centre_only)  # the mirror view was averaged in
+    summary = json.loads((root / layout.METRICS).read_text())
+    assert all(np.isfinite(v["mean"]) for v in summary["test"].values())
+    final = load_final(root / layout.FINAL)
+    assert final.backbone == TIMM_MODEL and final.extraction == how.record()
+    image = root / layout.RAW / "images" / "joy" / "1.jpg"
+    done = pipeline.run(sys.executable, "-m", "ewmtcnn.predict", "--json", str(image), check=False)
+    assert done.returncode == 0, done.stderr
+    [prediction] = json.loads(done.stdout)
+    assert abs(sum(prediction["distribution"].values()) - 1) < 1e-6

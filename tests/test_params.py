@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ewmtcnn import InputError, params, variant
-from stages import evaluate, final, preprocess, split, train
+from stages import evaluate, features, final, preprocess, split, train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
@@ -55,6 +55,10 @@ BAD = [
     ("select.lr_head", [0.01, 0], "a non-empty list of distinct finite numbers > 0"),
     ("select.weight_decay", [0.01, -1], "a non-empty list of distinct finite numbers >= 0"),
     ("select.weight_decay", 0.01, "a non-empty list of distinct finite numbers >= 0"),
+    ("features.layers", "conv", "one of pooled, stats"),
+    ("features.views", [], "a non-empty list of distinct views among centre, mirror, full"),
+    ("features.views", ["full", "full"], "a non-empty list of distinct views among centre, mirror, full"),
+    ("features.size", 16, "0 (the backbone's native side) or an integer in [32, 1024]"),
 ]
 
 
@@ -91,6 +95,9 @@ def test_training_stages_refuse_bad_params_before_reading_or_writing(
         ("split.repeats", 11, "an integer in [1, 10]", evaluate),
         ("split.seed", -5, "an integer in [0, 2147483647]", split),
         ("data.label", "keyword", "one of dominant, folder", split),
+        ("features.size", 2000, "an integer in [32, 1024]", preprocess),
+        ("features.views", ["centre", "side"], "distinct views among centre, mirror, full", features),
+        ("features.layers", "all", "one of pooled, stats", features),
     ],
 )
 def test_data_stages_refuse_bad_params_before_writing(
@@ -132,3 +139,22 @@ def test_good_values_at_the_edges_are_accepted() -> None:
     v = variant.from_params(p)
     assert (v.run.momentum, v.run.lam, v.run.lr_head) == (0.0, 1.0, 0.0)
     assert params.integer(with_value("preprocess.size", 1024), "preprocess.size", 224, 1024) == 1024
+
+
+def test_the_store_must_hold_the_features_input_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """features.size 512 reads 512 px crops: preprocess refuses a 256 px store before writing."""
+    monkeypatch.chdir(tmp_path)
+    p = with_value("features.size", 512)
+    p["preprocess"]["size"] = 256
+    with pytest.raises(InputError, match=r"preprocess\.size must be an integer in \[512, 1024\]; found 256"):
+        preprocess.main(p)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_variant_runs_its_backbone_at_the_features_side() -> None:
+    p = with_value("features.size", 320)
+    p["features"]["layers"] = "stats"
+    v = variant.from_params(p)
+    assert (v.backbone.name, v.backbone.size) == ("efficientnet_lite0", 320)
+    assert (v.extraction.layers, v.extraction.views, v.extraction.size) == ("stats", ("centre",), 320)
+    assert variant.from_params(DEFAULTS).backbone.size == 224  # 0: the backbone's native side

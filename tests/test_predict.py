@@ -9,6 +9,7 @@ that predictions follow the pipeline's own features to tell anything apart.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -23,9 +24,10 @@ import yaml
 from PIL import Image
 
 from dvcrepo import Repo, make_repo
-from ewmtcnn import dataset, features, layout, predict, training
-from ewmtcnn.checkpoint import load_final
+from ewmtcnn import InputError, backbones, dataset, features, layout, predict, training
+from ewmtcnn.checkpoint import FinalModel, load_final
 from ewmtcnn.dataset import DISTRIBUTION, EMOTIONS
+from ewmtcnn.extraction import Extraction
 from ewmtcnn.images import square
 from ewmtcnn.inputs import CachedFeatures
 from ewmtcnn.models import EmotionNet
@@ -224,3 +226,52 @@ def test_a_real_emotion6_image(
     assert status == 0
     [line] = out.splitlines()
     assert line.startswith(f"{image}: ") and line.split(": ")[1].split()[0] in EMOTIONS
+
+
+def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
+    """A final model whose features were channel statistics of the centre crop and its mirror
+    image is rebuilt with that extraction: its distributions are the head's softmax of
+    `features.extract` made that way (a final model made by hand: no pipeline run)."""
+    how = Extraction("stats", ("centre", "mirror"), 0)
+    lite0 = backbones.get("efficientnet_lite0")
+    store = np.random.default_rng(0).integers(0, 256, (2, 3, 240, 240), dtype=np.uint8)
+    module = features.feature_backbone(lite0, pretrained=False)
+    made = features.extract(module, store, lite0, how)
+    torch.manual_seed(0)
+    head = EmotionNet(made.shape[1], len(EMOTIONS), "direct", None, True).eval()
+    with torch.no_grad():
+        head.fc.weight.mul_(5)  # distributions far from uniform, not yet one-hot
+    final = FinalModel(
+        state=head.state_dict(),
+        prior_initial=None,
+        prior_init="none",
+        backbone=lite0.name,
+        extraction=how.record(),
+        pretrained=False,
+        weights=None,
+        head="direct",
+        finetune=False,
+        outputs=EMOTIONS,
+        size=240,
+        images=2,
+        history=(),
+        settings={"recipe": "fixed", "epochs": 1, "lr_head": 0.01, "weight_decay": 0.0},
+    )
+    path = tmp_path / "model.pt"
+    final.save(path)
+    predictor = predict.Predictor(load_final(path), path)
+    assert predictor.how == how and predictor.features is not None
+
+    def softmax(vectors: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(head(torch.from_numpy(vectors)).double(), dim=1).numpy()
+
+    expected = softmax(made)
+    np.testing.assert_allclose(predictor.distributions(store), expected, rtol=0, atol=1e-6)
+    centre_only = softmax(features.extract(module, store, lite0, Extraction("stats", ("centre",), 0)))
+    assert np.abs(centre_only - expected).max() > 1e-4  # the mirror view changes what is predicted, far beyond atol
+    # The same head recorded as pooled features: the rebuilt network does not fit its weights.
+    pooled = tmp_path / "pooled.pt"
+    dataclasses.replace(final, extraction=Extraction().record()).save(pooled)
+    with pytest.raises(InputError, match="its weights do not fit the network its settings describe"):
+        predict.Predictor(load_final(pooled), pooled)
