@@ -11,7 +11,7 @@ ifdef EMOTION6
 export EMOTION6 := $(abspath $(EMOTION6))
 endif
 
-.PHONY: install repro test lint bench table lock
+.PHONY: install repro test lint bench table features-table lock
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ JOBS ?= 1
 table: install
 	$(BIN)/python -m ewmtcnn.grid --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.table
+
+# Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.grid.FEATURES,
+# 12 DVC experiments), then its README block; the same rules as `table`.
+features-table: install
+	$(BIN)/python -m ewmtcnn.grid --tables F --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.table --tables F
 
 bench: install
 	$(BIN)/python benchmarks/loading.py

@@ -35,6 +35,7 @@ class Row(NamedTuple):
     selection: Mapping[str, Stats] | None = None  # the chosen settings: median, min, max
     published: Published | None = None  # the reimplementation's figures
     settings: str = "-"  # the arm's own params besides its prior and head
+    labels: Mapping[str, str] = {}  # what a row is, by column (table F)
 
 
 class Column(NamedTuple):
@@ -136,6 +137,18 @@ def published_columns() -> list[Column]:
     return [
         Column("method", lambda row: row.names[0]),
         Column("protocol", lambda row: row.names[1]),
+        *(_score(score) for score in PUBLISHED_SCORES),
+    ]
+
+
+#: Table F's columns that say what a row is.
+FEATURE_LABELS: tuple[str, ...] = ("backbone", "layers", "views", "store px", "emotions")
+
+
+def features_columns() -> list[Column]:
+    """Table F: what each configuration is, then the published methods' scores and the classification ones."""
+    return [
+        *(Column(name, lambda row, name=name: row.labels.get(name, "-")) for name in FEATURE_LABELS),
         *(_score(score) for score in PUBLISHED_SCORES),
     ]
 

@@ -79,7 +79,9 @@ def exp_show(path: Path | None) -> list[dict[str, Any]]:
 
 def _flat(tree: Mapping[str, Any]) -> dict[str, Any]:
     """Nested params or metrics as `section.key` columns, as `dvc exp show` prints them."""
-    return pd.json_normalize(tree, sep=".").to_dict("records")[0]
+    flat = pd.json_normalize(tree, sep=".").to_dict("records")[0]
+    # Lists (a grid of `select.*`, `features.views`) as tuples: hashable, and compared whole.
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in flat.items()}
 
 
 def _problem(rev: Mapping[str, Any], state: str | None) -> str | None:
@@ -138,7 +140,7 @@ def experiments(show: list[dict[str, Any]]) -> pd.DataFrame:
 def _matches(frame: pd.DataFrame, experiment: Experiment) -> pd.Series:
     match = pd.Series(True, index=frame.index)
     for param, value in experiment.params().items():
-        match &= frame[param] == value
+        match &= frame[param].map(lambda cell, value=value: cell == value).astype(bool)
     return match
 
 

@@ -25,7 +25,9 @@ NO_WORKER = "Worker status: 0 active, 0 idle"
 STALLED_POLLS = 3
 
 
-Setting = tuple[tuple[str, str | bool | float], ...]
+#: A param's value as an arm or grid sets it: a list (`features.views`) as a tuple, to be hashable.
+Value = str | bool | float | tuple[str, ...]
+Setting = tuple[tuple[str, Value], ...]
 
 
 class Arm(NamedTuple):
@@ -51,7 +53,7 @@ class Arm(NamedTuple):
         settings = (f"{param.split('.')[-1]}={value}" for param, value in self.settings)
         return " ".join(part for part in (self.init, self.mode, self.head, *settings) if part)
 
-    def params(self) -> dict[str, str | bool | float]:
+    def params(self) -> dict[str, Value]:
         """The params.yaml values that make an experiment this arm, as `dvc exp show` names them;
         the unset ones (None) are left at the default."""
         chosen = {"prior.init": self.init, "prior.freeze": self.freeze, "model.head": self.head, **dict(self.settings)}
@@ -82,15 +84,22 @@ class Experiment(NamedTuple):
     grid: Grid
     arm: Arm
 
-    def params(self) -> dict[str, str | bool | float]:
+    def params(self) -> dict[str, Value]:
         """The params that make an experiment this one, as `dvc exp show` names them."""
         return {**dict(self.grid.fixed), **self.arm.params()}
 
     def overrides(self) -> list[str]:
         """`dvc exp run -S` values that queue this experiment (booleans spelled as YAML writes them)."""
-        return [
-            f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in self.params().items()
-        ]
+        return [f"{key}={_yaml(value)}" for key, value in self.params().items()]
+
+
+def _yaml(value: Value) -> str:
+    """A value as `dvc exp run -S` reads it (YAML): booleans in lower case, tuples as flow lists."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "[" + ",".join(value) + "]"
+    return str(value)
 
 
 #: The reimplementation's seven (init, freeze) variants, in the order of its table.
@@ -112,7 +121,7 @@ SEED_ARMS: tuple[Arm, ...] = (BASELINE, *(Arm(init, freeze, "seed") for init, fr
 #: The kinds of table a grid makes: its arms tested against the first (`compared`); in place beside
 #: the reimplementation's published training-set figures; held out beside other methods' published
 #: figures.
-KINDS: tuple[str, ...] = ("compared", "reimplementation", "published")
+KINDS: tuple[str, ...] = ("compared", "reimplementation", "published", "features")
 #: The paper's head learning rate, named by the `fixed` recipe's grids so that an experiment with
 #: another (such as those of RESCALED) is no row of B or C.
 PAPER_LR: Setting = (("train.lr_head", 0.01),)
@@ -170,10 +179,42 @@ GRIDS: tuple[Grid, ...] = (
     ),
 )
 
+#: Table F's frozen-feature configurations of the offline backbones: (backbone, layers, views,
+#: preprocess.size), each with six and seven emotions. Lite2's 260 px crops need a larger store.
+FEATURE_CONFIGS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
+    ("efficientnet_lite0", "pooled", ("centre",), 256),
+    ("efficientnet_lite0", "pooled", ("centre", "mirror"), 256),
+    ("efficientnet_lite0", "pooled", ("centre", "mirror", "full"), 256),
+    ("efficientnet_lite0", "stats", ("centre",), 256),
+    ("efficientnet_lite1", "pooled", ("centre",), 256),
+    ("efficientnet_lite2", "pooled", ("centre",), 296),
+)
+FEATURES = Grid(
+    "F",
+    "frozen features of the offline backbones",
+    tuple(
+        WHEEL._replace(
+            settings=(
+                ("model.backbone", backbone),
+                ("features.layers", layers),
+                ("features.views", views),
+                ("preprocess.size", size),
+                ("data.neutral", neutral),
+            )
+        )
+        for backbone, layers, views, size in FEATURE_CONFIGS
+        for neutral in ("drop", "keep")
+    ),
+    (("data.label", "dominant"), ("train.recipe", "selected")),
+    "features",
+)
+#: Every table's grid, by name; `make table` runs GRIDS, `make features-table` FEATURES.
+ALL: dict[str, Grid] = {grid.name: grid for grid in (*GRIDS, FEATURES)}
+
 
 def _once(experiments: Iterable[Experiment]) -> tuple[Experiment, ...]:
     """`experiments` with each set of params once, where it first comes."""
-    first: dict[frozenset[tuple[str, str | bool | float]], Experiment] = {}
+    first: dict[frozenset[tuple[str, Value]], Experiment] = {}
     for experiment in experiments:
         first.setdefault(frozenset(experiment.params().items()), experiment)
     return tuple(first.values())
@@ -182,6 +223,11 @@ def _once(experiments: Iterable[Experiment]) -> tuple[Experiment, ...]:
 #: What `python -m ewmtcnn.grid` queues: every experiment of every grid, each set of params once
 #: (an experiment may be a row of several tables: B's `none` is also D's first row).
 EXPERIMENTS: tuple[Experiment, ...] = _once(experiment for grid in GRIDS for experiment in grid.experiments())
+
+
+def experiments_of(grids: Iterable[Grid]) -> tuple[Experiment, ...]:
+    """The experiments that make `grids`' tables, each set of params once."""
+    return _once(experiment for grid in grids for experiment in grid.experiments())
 
 
 def queue(source: str | None, queued: Sequence[Experiment] = EXPERIMENTS) -> None:
@@ -225,6 +271,14 @@ def wait(jobs: int) -> None:
     print(f"all experiments done in {time.monotonic() - start:.0f} s")
 
 
+def chosen(names: str) -> list[Grid]:
+    """The grids named by their letters (`ABCDE`); an unknown letter is refused with the choices."""
+    unknown = [name for name in names if name not in ALL]
+    if unknown or not names:
+        raise InputError(f"--tables takes letters among {''.join(ALL)}; found {names!r}")
+    return [ALL[name] for name in names]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m ewmtcnn.grid",
@@ -232,9 +286,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--source", help="data.source for every experiment (an absolute path to Emotion6.zip)")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run in parallel (dvc queue start -j)")
+    parser.add_argument(
+        "--tables", default="".join(grid.name for grid in GRIDS), help=f"the tables to run, of {''.join(ALL)}"
+    )
     args = parser.parse_args(argv)
     experiments.dvc("queue", "remove", "--success", "--failed")  # only this run's tasks count below
-    queue(args.source)
+    queue(args.source, experiments_of(chosen(args.tables)))
     wait(args.jobs)
 
 

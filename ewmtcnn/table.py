@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,11 +23,12 @@ from ewmtcnn.columns import (
     arm_row,
     baseline_rows,
     comparison_columns,
+    features_columns,
     markdown,
     published_columns,
     reimplementation_columns,
 )
-from ewmtcnn.grid import ARMS, BASELINE, GRIDS, Arm, Grid
+from ewmtcnn.grid import ALL, ARMS, BASELINE, GRIDS, Arm, Grid, chosen
 from ewmtcnn.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
 from ewmtcnn.statistics import Comparison
 
@@ -157,11 +158,40 @@ def published_table(grid: Grid, rows: pd.DataFrame) -> str:
     return markdown(caption, published_columns(), table_rows)
 
 
-def tables(frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
+def features_table(grid: Grid, rows: pd.DataFrame) -> str:
+    """Table F: the published seven-emotion figures, then each frozen-feature configuration."""
+    table_rows = [
+        Row(("-",) * 3, p.scores(), {}, labels={"backbone": f"{p.method} ({p.venue}), {p.network}", "emotions": "7"})
+        for p in HELD_OUT
+    ]
+    for arm in grid.arms:
+        row = rows.loc[arm.label]
+        labels = {
+            "backbone": row["model.backbone"],
+            "layers": row["features.layers"],
+            "views": " + ".join(row["features.views"]),
+            "store px": str(row["preprocess.size"]),
+            "emotions": "7" if row["data.neutral"] == "keep" else "6",
+        }
+        table_rows.append(arm_row(arm, row)._replace(labels=labels))
+    first = rows.iloc[0]
+    caption = (
+        f"**Table {grid.name}: {grid.title}.** Emotion6, class label `{first['data.label']}`; the wheel prior "
+        f"frozen after the FC layer, frozen ImageNet features (each backbone at its native input side); "
+        f"{_recipe(first)}; {_split(first)}; scores on the held-out folds, mean [{INTERVALS}]. Published: "
+        "fine-tuned networks, one split each, seven emotions (StyleEDL picked its epoch on its test set)."
+    )
+    return markdown(caption, features_columns(), table_rows)
+
+
+def tables(frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
     """Each grid's table text, and the rows of the charted tables (those of all the arms), by grid name."""
     texts, charted = {}, {}
-    for grid in GRIDS:
+    for grid in grids:
         rows = experiments.grid_rows(frame, grid)
+        if grid.kind == "features":
+            texts[grid.name] = features_table(grid, rows)
+            continue
         if grid.kind == "reimplementation":
             images = experiments.predictions(rows.iloc[0])["image"].nunique()
             texts[grid.name] = reimplementation_table(grid, rows, images)
@@ -188,18 +218,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readme", type=Path, default=Path("README.md"), help="file with the table markers")
     parser.add_argument("--plot", type=Path, default=Path("plots/variants.png"), help="the comparison chart (PNG)")
     parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` instead of running it")
+    parser.add_argument(
+        "--tables", default="".join(grid.name for grid in GRIDS), help=f"the tables to write, of {''.join(ALL)}"
+    )
     args = parser.parse_args(argv)
+    grids = chosen(args.tables)
     try:
         readme = args.readme.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"{args.readme}: {e.strerror}") from None
-    for grid in GRIDS:
+    for grid in grids:
         replace_block(readme, grid.name, "")  # missing markers fail before the slow part
     frame = experiments.experiments(experiments.exp_show(args.show_json))
     for skipped in frame[frame["error"].notna()].itertuples():
         print(f"skipped experiment {skipped.name} ({skipped.rev[:7]}): {skipped.error}", file=sys.stderr)
-    texts, charted = tables(frame)
-    chart.plot(charted, ARMS, args.plot)
+    texts, charted = tables(frame, grids)
+    if charted:
+        chart.plot(charted, ARMS, args.plot)
     for name, text in texts.items():
         readme = replace_block(readme, name, text)
     write_text(readme, args.readme)

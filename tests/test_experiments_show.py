@@ -226,3 +226,43 @@ def test_selection_from_the_experiments_commit(project: Repo, show: list, monkey
     monkeypatch.setattr(module, "_committed", lambda row, path: '{"epochs": {"median": 7}}')
     with pytest.raises(InputError, match=r"metrics/selection.json of experiment .* not the settings .*KeyError: 'min'"):
         selection(row)
+
+
+def test_list_params_are_compared_whole() -> None:
+    """A list param (`features.views`) matches an experiment's list as a whole, not element by element."""
+    from ewmtcnn.experiments import _matches
+    from ewmtcnn.grid import FEATURES, Experiment
+
+    arm = FEATURES.arms[2]  # centre + mirror, six emotions
+    wanted = Experiment(FEATURES, arm)
+    show = [
+        {
+            "experiments": [
+                {
+                    "revs": [
+                        {
+                            "rev": str(i) * 40,
+                            "name": f"e{i}",
+                            "data": {
+                                "timestamp": "2026-11-29T01:00:00",
+                                "params": {"params.yaml": {"data": nest({**wanted.params(), "features.views": views})}},
+                                "metrics": {"metrics/metrics.json": {"data": {"test": {}}}},
+                            },
+                        }
+                    ]
+                }
+                for i, views in enumerate((["centre", "mirror"], ["centre"], ["mirror", "centre"]))
+            ]
+        }
+    ]
+    frame = experiments(show)
+    assert frame.loc[_matches(frame, wanted), "name"].tolist() == ["e0"]
+
+
+def nest(flat: dict) -> dict:
+    """`section.key` params as params.yaml nests them, lists as lists."""
+    tree: dict = {}
+    for key, value in flat.items():
+        section, name = key.split(".")
+        tree.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else value
+    return tree

@@ -174,3 +174,44 @@ def test_wait_gives_up_on_a_queue_without_workers(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(InputError, match="no DVC worker runs them"):
         grid.wait(1)
     assert fake.calls.count(("queue", "status")) == 1 + grid.STALLED_POLLS
+
+
+def test_the_features_grid_runs_each_configuration_with_six_and_seven_emotions() -> None:
+    f = grid.ALL["F"]
+    assert (
+        f.kind == "features"
+        and f not in GRIDS
+        and dict(f.fixed)
+        == {
+            "data.label": "dominant",
+            "train.recipe": "selected",
+        }
+    )
+    assert len(f.arms) == 2 * len(grid.FEATURE_CONFIGS) and len(set(f.arms)) == len(f.arms)
+    two = [arm for arm in f.arms if dict(arm.settings)["features.views"] == ("centre", "mirror")]
+    assert [dict(arm.settings)["data.neutral"] for arm in two] == ["drop", "keep"]
+    assert Experiment(f, two[1]).overrides()[-3:] == [
+        "features.views=[centre,mirror]",
+        "preprocess.size=256",
+        "data.neutral=keep",
+    ]
+    # Lite2's native 260 px crop needs a store of at least 260 px.
+    sizes = {dict(arm.settings)["model.backbone"]: dict(arm.settings)["preprocess.size"] for arm in f.arms}
+    assert sizes["efficientnet_lite2"] >= 260 and sizes["efficientnet_lite0"] == 256
+    assert len(grid.experiments_of([f])) == len(f.arms)
+
+
+def test_tables_are_chosen_by_their_letters() -> None:
+    assert grid.chosen("ABCDE") == list(GRIDS) and grid.chosen("F") == [grid.ALL["F"]]
+    for bad in ("", "G", "AZ"):
+        with pytest.raises(InputError, match="--tables takes letters among ABCDEF"):
+            grid.chosen(bad)
+
+
+def test_queue_the_features_table_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeDvc([RUNNING.replace("Running", "Success").replace("Queued", "Success")])
+    monkeypatch.setattr(experiments, "dvc", fake)
+    monkeypatch.setattr(grid, "POLL_S", 0)
+    grid.main(["--tables", "F", "--jobs", "2"])
+    queued = [call for call in fake.calls if call[:3] == ("exp", "run", "--queue")]
+    assert len(queued) == 12 and all("features.layers=" in " ".join(call) for call in queued)

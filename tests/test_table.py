@@ -285,6 +285,34 @@ def test_reimplementation_table_by_hand() -> None:
     )
 
 
+def test_features_table_by_hand() -> None:
+    """Table F: the published seven-emotion figures, then a row per configuration saying what it is."""
+    stats = Arm("original", True, "direct", (("features.layers", "stats"), ("data.neutral", "keep")))
+    grid = Grid("F", "made here", (stats,), (("train.recipe", "selected"),), "features")
+    ours = {
+        "model.backbone": "efficientnet_lite1",
+        "features.layers": "stats",
+        "features.views": ("centre", "mirror"),
+        "preprocess.size": 256,
+        **figures("test", "kl", 0.39012, 0.38012, 0.40012),
+        **figures("test", "balanced_acc", 0.45, 0.44, 0.46),
+    }
+    rows = pd.DataFrame([{**PARAMS, "data.neutral": "keep", **ours}], index=pd.Index([stats.label], name="variant"))
+    header, *lines = table_lines(table.features_table(grid, rows))
+    assert header == [
+        *("backbone", "layers", "views", "store px", "emotions"),
+        *("KL", "Chebyshev", "Cosine", "Intersection", "acc", "balanced acc"),
+    ]
+    assert lines[0][:2] == ["StyleEDL (ACM MM 2023), ResNet-50 fine-tuned, 448 px", "-"]
+    assert lines[0][4:7] == ["7", "0.36", "0.22"]
+    assert lines[-1] == [
+        *("efficientnet_lite1", "stats", "centre + mirror", "256", "7"),
+        "0.3901 [0.3801, 0.4001]",
+        *("-", "-", "-", "-"),
+        "0.450 [0.440, 0.460]",
+    ]
+
+
 def test_replace_block() -> None:
     start, end = markers("B")
     assert (start, end) == ("<!-- table-B:start -->", "<!-- table-B:end -->")
