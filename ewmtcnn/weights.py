@@ -94,7 +94,14 @@ class TorchvisionWeights:
         except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError; a bad hash a RuntimeError
             recipe = f"torchvision.models.get_model({self.model!r}, weights={self.weights!r})"
             raise _undownloadable(name, "torchvision", e, recipe) from None
-        net.load_state_dict(state)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:  # e.g. vit_h_14, whose DEFAULT weights are for 518 px, built here for 224
+            first = str(e).strip().splitlines()[0]
+            raise InputError(
+                f"{name}: torchvision's {self.weights} weights do not fit the model that "
+                f"torchvision.models.get_model({self.model!r}) builds ({first}); choose another model"
+            ) from None
 
 
 @dataclass(frozen=True)

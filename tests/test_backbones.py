@@ -363,6 +363,19 @@ def test_torchvision_download_without_network_says_to_set_model_weights(offline:
     assert f"model.weights to a local file holding {recipe}.state_dict()" in message
 
 
+def test_torchvision_weights_that_do_not_fit_the_built_model_are_one_clear_error(monkeypatch: pytest.MonkeyPatch):
+    """Such as vit_h_14's DEFAULT weights (518 px) for the 224 px model torchvision builds: here the
+    downloaded state dict of another architecture stands in for them."""
+    foreign = torchvision.models.resnet18().state_dict()
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", lambda *args, **kwargs: foreign)
+    with pytest.raises(InputError) as info:
+        backbones.get("torchvision/mobilenet_v3_small").build(pretrained=True)
+    message = str(info.value)
+    assert message.startswith("torchvision/mobilenet_v3_small: torchvision's MobileNet_V3_Small_Weights.IMAGENET1K_V1")
+    assert "do not fit the model that torchvision.models.get_model('mobilenet_v3_small') builds" in message
+    assert "\n" not in message
+
+
 def test_torchvision_model_without_a_final_linear_layer_is_refused():
     with pytest.raises(InputError, match="torchvision model 'squeezenet1_0' has no final Linear"):
         backbones.get("torchvision/squeezenet1_0")
