@@ -121,6 +121,19 @@ class Bank:
 EpochHook = Callable[[int, Bank, dict[str, np.ndarray]], Sequence[bool] | None]
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """PyTorch on one thread: these products are too small to gain from a second (measured: the
+    same time), which is then free for another experiment of a queue."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@_one_thread()
 def train(
     bank: Bank,
     features: torch.Tensor,
@@ -137,35 +150,6 @@ def train(
     """Train every head of `bank` for up to `epochs` epochs (a task stops when `after_epoch` says so);
     `features` are `with_ones`; `lr` and `weight_decay` are (T, G) arrays; `figures`: measure the
     training figures."""
-    with _one_thread():
-        _train(bank, features, targets, classes, tasks, lr, weight_decay, epochs, optimisation, after_epoch, figures)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """PyTorch on one thread: these products are too small to gain from a second (measured: the
-    same time), which is then free for another experiment of a queue."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train(
-    bank: Bank,
-    features: torch.Tensor,
-    targets: torch.Tensor,
-    classes: torch.Tensor,
-    tasks: Sequence[Task],
-    lr: np.ndarray,
-    weight_decay: np.ndarray,
-    epochs: int,
-    optimisation: Optimisation,
-    after_epoch: EpochHook,
-    figures: bool,
-) -> None:
     lam = optimisation.lam
     # The loss's gradient with respect to the logits is q * scale - mix (see `_gradient`): per image,
     # scale = (1 - lambda) + lambda * sum(p) and mix = (1 - lambda) * onehot(y) + lambda * p.

@@ -107,3 +107,15 @@ def assert_refused(call: Callable[[], object], top: Path, *fragments: str) -> st
         assert fragment in message, f"{fragment!r} not in error message:\n{message}"
     assert tree(top) == before, f"the failed run changed {sorted(tree(top) ^ before)}"
     return message
+
+
+def separable(n: int, d: int, c: int, shift: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A small learnable problem for head training: (n, d) float32 features, whose dimension of each
+    image's class is raised by `shift`; (n, c) target distributions leaning to that class; classes."""
+    rng = np.random.default_rng(seed)
+    classes = np.arange(n) % c
+    features = rng.normal(0, 1, (n, d)).astype(np.float32)
+    features[np.arange(n), classes] += shift
+    targets = rng.dirichlet(np.ones(c), n)
+    targets[np.arange(n), classes] += 1
+    return features, targets / targets.sum(axis=1, keepdims=True), classes

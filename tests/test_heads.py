@@ -13,6 +13,7 @@ from ewmtcnn.inputs import CachedFeatures
 from ewmtcnn.models import EmotionNet
 from ewmtcnn.training import fit
 from ewmtcnn.variant import Settings
+from support import separable
 
 N, D, C = 90, 12, 6
 OPT = Optimisation(momentum=0.9, batch_size=16, lam=0.7)
@@ -20,13 +21,7 @@ OPT = Optimisation(momentum=0.9, batch_size=16, lam=0.7)
 
 @pytest.fixture(scope="module")
 def problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    classes = np.arange(N) % C
-    features = rng.normal(0, 1, (N, D)).astype(np.float32)
-    features[np.arange(N), classes] += 2
-    targets = rng.dirichlet(np.ones(C), N)
-    targets[np.arange(N), classes] += 1
-    return features, targets / targets.sum(axis=1, keepdims=True), classes
+    return separable(N, D, C, shift=2)
 
 
 def single(problem, train_idx, prior, freeze, lr, wd, epochs, seed=3, init_seed=7, head="direct") -> EmotionNet:
@@ -49,7 +44,7 @@ def single(problem, train_idx, prior, freeze, lr, wd, epochs, seed=3, init_seed=
     return model
 
 
-def batched(problem, tasks, lr, wd, epochs, freeze, head="direct") -> Bank:
+def batched(problem, tasks, lr, wd, epochs, freeze, head="direct", after_epoch=lambda *_: None) -> Bank:
     features, targets, classes = problem
     bank = Bank(D, C, tasks, len(lr[0]), head, freeze)
     heads.train(
@@ -62,7 +57,7 @@ def batched(problem, tasks, lr, wd, epochs, freeze, head="direct") -> Bank:
         np.array(wd),
         epochs,
         OPT,
-        lambda *_: None,
+        after_epoch,
     )
     return bank
 
@@ -138,22 +133,13 @@ def test_a_task_trains_the_same_alone_or_with_others(problem) -> None:
 
 
 def test_the_epoch_hook_sees_the_training_figures(problem) -> None:
-    features, targets, classes = problem
     seen: list[tuple[int, dict]] = []
     tasks = [Task(np.arange(N), 0, 0, None)]
-    bank = Bank(D, C, tasks, 1, "direct", True)
-    heads.train(
-        bank,
-        heads.with_ones(torch.from_numpy(features)),
-        torch.from_numpy(targets.astype(np.float32)),
-        torch.from_numpy(classes),
-        tasks,
-        np.array([[0.1]]),
-        np.array([[0.0]]),
-        5,
-        OPT,
-        lambda epoch, _, figures: seen.append((epoch, figures)),
-    )
+
+    def hook(epoch: int, _: Bank, figures: dict) -> None:
+        seen.append((epoch, figures))
+
+    batched(problem, tasks, [[0.1]], [[0.0]], 5, True, after_epoch=hook)
     assert [e for e, _ in seen] == [1, 2, 3, 4, 5]
     losses = [f["loss"][0, 0] for _, f in seen]
     assert losses[-1] < losses[0] and all(0 <= f["correct"][0, 0] <= 1 for _, f in seen)

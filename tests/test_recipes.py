@@ -13,6 +13,7 @@ import yaml
 
 from ewmtcnn import recipes, variant, wheel
 from ewmtcnn.heads import Task
+from support import separable
 
 REPO = Path(__file__).resolve().parents[1]
 N, D, C = 120, 10, 6
@@ -28,13 +29,7 @@ def v() -> variant.Variant:
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    classes = np.arange(N) % C
-    features = rng.normal(0, 1, (N, D)).astype(np.float32)
-    features[np.arange(N), classes] += 1.5
-    targets = rng.dirichlet(np.ones(C), N)
-    targets[np.arange(N), classes] += 1
-    return features, targets / targets.sum(axis=1, keepdims=True), classes
+    return separable(N, D, C, shift=1.5, seed=seed)
 
 
 fold_of = np.arange(N) % 4  # test fold k: every 4th image
