@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ewmtcnn import InputError, checkpoint, folds, inputs, layout, metrics, recipes, training, wheel
+from ewmtcnn import InputError, checkpoint, folds, inputs, layout, metrics, recipes, training
 from ewmtcnn.checkpoint import TrainedFold
-from ewmtcnn.dataset import EMOTIONS
 from ewmtcnn.heads import Task
 from ewmtcnn.inputs import CachedFeatures, Data
 from ewmtcnn.variant import Variant
@@ -102,7 +102,7 @@ def planned_folds(plan: Plan, labels_images: list[str]) -> list[Fold]:
 def tasks(v: Variant, data: Data, planned: list[Fold]) -> list[Task]:
     """Each fold's training set as the head trainer's task: its run seed (train.seed + repeat), its
     initialisation seed (run seed * 1000 + fold) and its prior (corr: from its own images)."""
-    prior_of = _prior_of(v, data)
+    prior_of = partial(training.initial_prior, v, data)
     out = []
     for fold in planned:
         seed = v.run.seed + fold.repeat
@@ -120,23 +120,13 @@ def train(v: Variant, plan: Plan) -> Iterator[Trained]:
         yield from _finetuned(v, data, planned)
 
 
-def _prior_of(v: Variant, data: Data):
-    """The initial prior of a training set: corr priors from its own images' labels only."""
-
-    def prior(train_idx: np.ndarray, seed: int) -> np.ndarray | None:
-        probabilities = data.labels.loc[train_idx, list(EMOTIONS)].to_numpy()
-        neutral = v.neutral == "keep"
-        return wheel.prior_matrix(v.init, sigma=v.sigma, probabilities=probabilities, neutral=neutral, seed=seed)
-
-    return prior
-
-
 def _heads(v: Variant, data: Data, planned: list[Fold]) -> Iterator[Trained]:
     """Every planned fold's head on the cached features, all at once."""
     own = tasks(v, data, planned)
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
     selected = v.recipe == "selected"
-    choices = recipes.select(problem, v, own, _prior_of(v, data)) if selected else [recipes.fixed(v)] * len(own)
+    prior_of = partial(training.initial_prior, v, data)
+    choices = recipes.select(problem, v, own, prior_of) if selected else [recipes.fixed(v)] * len(own)
     fitted = recipes.fit(problem, v, own, choices, [fold.test for fold in planned])
     for fold, task, choice, result in zip(planned, own, choices, fitted, strict=True):
         tables = _tables(data, v, fold, (fold.test, result.held_out), (fold.train, result.in_place))
@@ -172,7 +162,7 @@ def final(v: Variant) -> Final:
         history = list(training.fit(model, data.inputs, data.targets, data.classes, every, v.run, desc="final"))
         state = {k: t.detach().cpu() for k, t in model.state_dict().items()}
         return Final(state, prior, history, recipes.fixed(v).record(), len(every))
-    prior_of = _prior_of(v, data)
+    prior_of = partial(training.initial_prior, v, data)
     task = Task(every, seed, init_seed, prior_of(every, seed))
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
     choice = recipes.select(problem, v, [task], prior_of)[0] if v.recipe == "selected" else recipes.fixed(v)

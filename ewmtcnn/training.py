@@ -32,17 +32,21 @@ def loss(logits: torch.Tensor, classes: torch.Tensor, targets: torch.Tensor, lam
     return (1 - lam) * F.nll_loss(log_q, classes) + lam * F.kl_div(log_q, targets, reduction="batchmean")
 
 
-def network(v: Variant, data: Data, train_idx: np.ndarray, seed: int) -> tuple[EmotionNet, np.ndarray | None]:
-    """The untrained network for training on `train_idx`, and its initial prior.
+def initial_prior(v: Variant, data: Data, train_idx: np.ndarray, seed: int) -> np.ndarray | None:
+    """The prior layer's initial matrix for training on `train_idx`: corr priors come from those
+    images' labels only, so held-out labels never leak in; `rand` is drawn from `seed`."""
+    probabilities = data.labels.loc[train_idx, list(EMOTIONS)].to_numpy()
+    keep = v.neutral == "keep"
+    return wheel.prior_matrix(v.init, sigma=v.sigma, probabilities=probabilities, neutral=keep, seed=seed)
 
-    corr priors come from `train_idx`'s labels only, so held-out labels never leak in. The
-    initialisation is seeded by `seed` (the train stage derives it from the fold), so a fold
+
+def network(v: Variant, data: Data, train_idx: np.ndarray, seed: int) -> tuple[EmotionNet, np.ndarray | None]:
+    """The untrained network for training on `train_idx`, and its initial prior (`initial_prior`).
+
+    The initialisation is seeded by `seed` (the train stage derives it from the fold), so a fold
     trains the same alone or within the loop.
     """
-    probabilities = data.labels.loc[train_idx, list(EMOTIONS)].to_numpy()
-    prior = wheel.prior_matrix(
-        v.init, sigma=v.sigma, probabilities=probabilities, neutral=v.neutral == "keep", seed=v.run.seed
-    )
+    prior = initial_prior(v, data, train_idx, v.run.seed)
     torch.manual_seed(seed)
     if isinstance(data.inputs, CachedFeatures):
         backbone, width = None, data.inputs.features.shape[1]
