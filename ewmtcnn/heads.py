@@ -1,5 +1,5 @@
 """Many heads trained at once on cached features: every setting of a grid as one batched
-computation (one product for all of a training set's heads), for every training set.
+computation (one batched product for all tasks' heads), for every training set.
 
 A *task* is one training set (an outer training fold, or the inner-training part of one) with
 its own shuffling seed, initialisation seed and initial prior; each task trains G heads that see
@@ -13,9 +13,10 @@ masks come from the task's own generator instead of torch's global one.
 The gradient is written out rather than left to autograd, whose bookkeeping cost more than the
 arithmetic on these small tensors, and so is SGD, since `torch.optim.SGD` has one learning rate
 per parameter tensor while here each head has its own (both are checked against PyTorch by the
-tests). Tasks take their steps one after the other on their own slices of the parameters, so a
-task computes the same numbers, to the bit, alone or beside others (a fold run alone equals the
-same fold within the all-folds run).
+tests). The tasks step together in batched products (`torch.bmm`), which multiply each task's
+matrices on their own, laid out the same whatever the batch: a task computes the same numbers,
+to the bit, alone or beside others (a fold run alone equals the same fold within the all-folds
+run; tested).
 """
 
 from __future__ import annotations
@@ -76,32 +77,35 @@ class Bank:
         self.train_prior = self.prior is not None and not freeze
         self.gated = head == "seed" and self.prior is not None  # without a prior both heads are the fc alone
 
-    def trainable(self, task: int) -> list[torch.Tensor]:
-        """Views of task `task`'s trained parameters, each with a leading axis of 1."""
-        own = slice(task, task + 1)
-        return [self.weight[own], *([self.prior[own]] if self.train_prior else [])]
+    def parameters(self, tasks: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Views of tasks `tasks`' fc (k, d + 1, G*c) and prior (k, G, c, c; None without one)."""
+        return self.weight[tasks], None if self.prior is None else self.prior[tasks]
 
     def forward(
-        self, x: torch.Tensor, task: int, masks: torch.Tensor | None = None
+        self, x: torch.Tensor, weight: torch.Tensor, prior: torch.Tensor | None, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For task `task`'s heads and features `x` (n, d + 1, `with_ones`): the fc's output z, the
-        prior's input a (z gated by ReLU and, in training, the dropout `masks` for the seed head;
-        else z) and the logits z' = W a, each (n, G, c)."""
-        z = (x @ self.weight[task]).view(len(x), self.heads, self.outputs)
+        """For k tasks' heads (their `weight` and `prior`, as `parameters` gives them) and features x
+        (k, n, d + 1, `with_ones`): the fc's output z, the prior's input a (z gated by ReLU and, in
+        training, the dropout `masks` for the seed head; else z) and the logits z' = W a, each
+        (k, G, n, c), contiguous whatever k is, so that a task's products are the same alone or
+        beside others."""
+        k, n = x.shape[:2]
+        z = torch.bmm(x, weight).view(k, n, self.heads, self.outputs).transpose(1, 2).contiguous()
         a = z
         if self.gated:
             a = torch.relu(z) if masks is None else torch.relu(z) * masks
-        logits = (
-            a if self.prior is None else torch.bmm(a.transpose(0, 1), self.prior[task].transpose(1, 2)).transpose(0, 1)
-        )
-        return z, a, logits
+        if prior is None:
+            return z, a, a
+        by_head = (k * self.heads, n, self.outputs)
+        logits = torch.bmm(a.view(by_head), prior.reshape(-1, self.outputs, self.outputs).transpose(1, 2))
+        return z, a, logits.view(a.shape)
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, task: int, rows: np.ndarray) -> np.ndarray:
         """Task `task`'s heads' predicted distributions (G, n, c), float64, of the images `rows` of
         `features` (`with_ones`); evaluation: no dropout."""
-        *_, logits = self.forward(features[torch.from_numpy(rows)], task)
-        return torch.softmax(logits.double(), dim=-1).transpose(0, 1).numpy()
+        *_, logits = self.forward(features[torch.from_numpy(rows)][None], *self.parameters(slice(task, task + 1)))
+        return torch.softmax(logits[0].double(), dim=-1).numpy()
 
     def state(self, task: int, head: int) -> dict[str, torch.Tensor]:
         """One head's weights as EmotionNet's state dict (fc, and the prior when there is one)."""
@@ -149,57 +153,62 @@ def train(
 ) -> None:
     """Train every head of `bank` for up to `epochs` epochs (a task stops when `after_epoch` says so);
     `features` are `with_ones`; `lr` and `weight_decay` are (T, G) arrays; `figures`: measure the
-    training figures."""
+    training figures.
+
+    Each step is one product for the tasks still training whose batches have the same size (all
+    of them, but at the end of an epoch of training sets of different sizes): the Python work of
+    a step is shared by every task, not repeated for each."""
     lam = optimisation.lam
-    # The loss's gradient with respect to the logits is q * scale - mix (see `_gradient`): per image,
+    # The loss's gradient with respect to the logits is q * scale - mix (see `_figures`): per image,
     # scale = (1 - lambda) + lambda * sum(p) and mix = (1 - lambda) * onehot(y) + lambda * p.
     onehot = torch.nn.functional.one_hot(classes, targets.shape[1]).float()
     mix = (1 - lam) * onehot + lam * targets
     scale = (1 - lam) + lam * targets.sum(dim=1)
     shuffles = [torch.Generator().manual_seed(task.seed) for task in tasks]
     dropouts = [torch.Generator().manual_seed(task.seed) for task in tasks]
-    sgd = [
-        _SGD(bank.trainable(t), lr[t], weight_decay[t], bank.outputs, optimisation.momentum) for t in range(len(tasks))
-    ]
+    every = _Parameters.of(bank, lr, weight_decay)
     batch = optimisation.batch_size
-    training = [True] * len(tasks)
+    training = np.ones(len(tasks), dtype=bool)
     for epoch in range(1, epochs + 1):
         totals = {name: torch.zeros((len(tasks), bank.heads)) for name in ("loss", "correct", "kl")}
-        orders = {
-            t: task.train[torch.randperm(len(task.train), generator=shuffles[t]).numpy()]
-            for t, task in enumerate(tasks)
-            if training[t]
-        }
-        for start in range(0, max(len(order) for order in orders.values()), batch):
-            for t, order in orders.items():
-                index = torch.from_numpy(order[start : start + batch])
-                if len(index) == 0:
-                    continue  # a smaller training set has run out of batches
-                masks = _dropout(bank, len(index), dropouts[t]) if bank.gated else None
+        active = np.flatnonzero(training)
+        orders = [tasks[t].train[torch.randperm(len(tasks[t].train), generator=shuffles[t]).numpy()] for t in active]
+        live = every.take(active)  # the training tasks' parameters, gathered once an epoch
+        for start in range(0, max(len(order) for order in orders), batch):
+            rows = [order[start : start + batch] for order in orders]
+            for size in sorted({len(r) for r in rows} - {0}, reverse=True):  # a smaller set may have run out
+                members = np.array([i for i, r in enumerate(rows) if len(r) == size])
+                group = live.take(members)
+                index = torch.from_numpy(np.stack([rows[i] for i in members]))  # (k, n)
+                masks = _dropout(bank, size, [dropouts[t] for t in active[members]]) if bank.gated else None
                 x = features[index]
-                z, a, logits = bank.forward(x, t, masks)
-                d_logits = torch.softmax(logits, dim=-1) * scale[index, None, None] - mix[index, None]
-                measured = _figures(logits, targets[index], classes[index], lam) if figures else {}
-                sgd[t].step(_gradients(bank, t, x, z, a, d_logits / len(index), masks))
-                for name, values in measured.items():
-                    totals[name][t] += values.sum(dim=0)
+                weight, prior = group.forward_inputs()
+                z, a, logits = bank.forward(x, weight, prior, masks)
+                d_logits = torch.softmax(logits, dim=-1) * scale[index][:, None, :, None] - mix[index][:, None]
+                if figures:
+                    for name, values in _figures(logits, targets[index], classes[index], lam).items():
+                        totals[name][active[members]] += values.sum(dim=2)
+                group.step(_gradients(bank, x, z, a, prior, d_logits / size, masks), optimisation.momentum)
+                live.put(members, group)
+        every.put(active, live)
         seen = np.array([[len(task.train)] for task in tasks])
         measured = {name: values.numpy() / seen for name, values in totals.items()} if figures else {}
         keep = after_epoch(epoch, bank, measured)
         if keep is not None:
-            training = [before and now for before, now in zip(training, keep, strict=True)]
-        if not any(training):
+            training &= np.asarray(keep, dtype=bool)
+        if not training.any():
             break
 
 
 def _figures(logits: torch.Tensor, p: torch.Tensor, y: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
-    """Per image and head (n, G): the loss (1 - lambda) CE + lambda KL, whether the argmax is the
-    class, and the KL. (Its gradient with respect to the logits is q - onehot(y) for the
-    cross-entropy and q * sum(p) - p for KL(p || q): `train` computes it from q directly.)"""
+    """Per task, head and image (k, G, n) for logits (k, G, n, c), targets p (k, n, c) and classes
+    y (k, n): the loss (1 - lambda) CE + lambda KL, whether the argmax is the class, and the KL.
+    (Its gradient with respect to the logits is q - onehot(y) for the cross-entropy and
+    q * sum(p) - p for KL(p || q): `train` computes it from q directly.)"""
     log_q = torch.log_softmax(logits, dim=-1)
-    p = p[:, None]  # (n, 1, c)
+    p = p[:, None]  # (k, 1, n, c)
     kl = (torch.xlogy(p, p) - p * log_q).sum(dim=-1)  # 0 ln 0 = 0, as F.kl_div
-    y = y[:, None].expand(log_q.shape[:2])
+    y = y[:, None].expand(log_q.shape[:-1])
     ce = -log_q.gather(-1, y[..., None])[..., 0]
     correct = (log_q.argmax(dim=-1) == y).float()
     return {"loss": (1 - lam) * ce + lam * kl, "correct": correct, "kl": kl}
@@ -207,55 +216,91 @@ def _figures(logits: torch.Tensor, p: torch.Tensor, y: torch.Tensor, lam: float)
 
 def _gradients(
     bank: Bank,
-    task: int,
     x: torch.Tensor,
     z: torch.Tensor,
     a: torch.Tensor,
+    prior: torch.Tensor | None,
     d_logits: torch.Tensor,
     masks: torch.Tensor | None,
 ) -> list[torch.Tensor]:
-    """The gradients of task `task`'s heads' batch-mean losses, in `bank.trainable(task)`'s order,
-    back through z' = W a, the seed head's gate and the fc layer z = x M + b; `d_logits` is the
-    gradient of the batch mean (each image's share already divided by the batch size)."""
-    by_head = d_logits.transpose(0, 1)  # (G, n, c)
-    d_a = d_logits if bank.prior is None else torch.bmm(by_head, bank.prior[task]).transpose(0, 1)
+    """The gradients of k tasks' heads' batch-mean losses, in `_Parameters.trained`'s order, back
+    through z' = W a, the seed head's gate and the fc layer z = x M + b; `d_logits` (k, G, n, c) is
+    the gradient of the batch mean (each image's share already divided by the batch size)."""
+    k, heads, n, c = d_logits.shape
+    by_head = d_logits.view(k * heads, n, c)
+    d_a = d_logits if prior is None else torch.bmm(by_head, prior.reshape(-1, c, c)).view(d_logits.shape)
     d_z = d_a
     if bank.gated:
         d_z = d_a * (z > 0) if masks is None else d_a * (z > 0) * masks
-    grads = [(x.T @ d_z.reshape(len(x), -1))[None]]  # the fc (1, d + 1, G*c), its bias row included
+    # the fc (k, d + 1, G*c), its bias row included
+    grads = [torch.bmm(x.transpose(1, 2), d_z.transpose(1, 2).reshape(k, n, heads * c))]
     if bank.train_prior:
-        grads.append(torch.bmm(by_head.transpose(1, 2), a.transpose(0, 1))[None])  # (1, G, c, c)
+        grads.append(torch.bmm(by_head.transpose(1, 2), a.view(k * heads, n, c)).view(k, heads, c, c))
     return grads
 
 
-def _dropout(bank: Bank, images: int, generator: torch.Generator) -> torch.Tensor:
-    """Inverted dropout masks (n, G, c) for the seed head, from the task's own generator."""
-    draws = torch.rand((images, bank.heads, bank.outputs), generator=generator)
-    return (draws >= SEED_DROPOUT).float() / (1 - SEED_DROPOUT)
+def _dropout(bank: Bank, images: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Inverted dropout masks (k, G, n, c) for the seed head, each task's from its own generator
+    (drawn as (n, G, c), the order of a single head's batch)."""
+    draws = torch.stack([torch.rand((images, bank.heads, bank.outputs), generator=g) for g in generators])
+    return (draws.transpose(1, 2) >= SEED_DROPOUT).float() / (1 - SEED_DROPOUT)
 
 
-class _SGD:
-    """torch.optim.SGD's update (weight decay added to the gradient, then momentum, no dampening),
-    in place, for one task's heads, each with its own learning rate and weight decay."""
+class _Parameters:
+    """Some tasks' trained parameters (the fc, and the prior unless frozen), their SGD momentum
+    buffers and their per-head learning rates and weight decays, each with a leading task axis, and
+    the frozen prior the forward pass also needs; `take` gathers some tasks' rows, `put` writes them
+    back. SGD's update is torch.optim.SGD's (weight decay added to the gradient, then momentum,
+    no dampening), in place, with each head's own learning rate and weight decay."""
 
     def __init__(
-        self, params: list[torch.Tensor], lr: np.ndarray, decay: np.ndarray, outputs: int, momentum: float
+        self,
+        trained: list[torch.Tensor],
+        buffers: list[torch.Tensor],
+        lr: list[torch.Tensor],
+        decay: list[torch.Tensor],
+        frozen: torch.Tensor | None,
     ) -> None:
-        self.params = params
-        self.momentum = momentum
+        self.trained, self.buffers, self.lr, self.decay, self.frozen = trained, buffers, lr, decay, frozen
+
+    @classmethod
+    def of(cls, bank: Bank, lr: np.ndarray, decay: np.ndarray) -> _Parameters:
+        """Every task's parameters: the bank's own tensors (updated in place), zero momentum."""
+        trained = [bank.weight, *([bank.prior] if bank.train_prior else [])]
         # Per head, spread to each tensor's layout: the fc's columns come in G blocks of c.
         lr_t, decay_t = (torch.as_tensor(v, dtype=torch.float32) for v in (lr, decay))
-        shapes = [lambda v: v.repeat_interleave(outputs)[None, None, :], lambda v: v[None, :, None, None]]
-        self.lr = [shape(lr_t) for shape in shapes[: len(params)]]
-        self.decay = [shape(decay_t) for shape in shapes[: len(params)]]
-        self.buffers: list[torch.Tensor | None] = [None] * len(params)
+        shapes = [lambda v: v.repeat_interleave(bank.outputs, dim=1)[:, None, :], lambda v: v[:, :, None, None]]
+        return cls(
+            trained,
+            [torch.zeros_like(t) for t in trained],
+            [shape(lr_t) for shape in shapes[: len(trained)]],
+            [shape(decay_t) for shape in shapes[: len(trained)]],
+            None if bank.train_prior else bank.prior,
+        )
 
-    def step(self, grads: list[torch.Tensor]) -> None:
-        """buffer = momentum * buffer + (g + wd * p) (the first step: g + wd * p); p -= lr * buffer."""
-        for i, (param, grad) in enumerate(zip(self.params, grads, strict=True)):
-            update = grad.addcmul_(self.decay[i], param)
-            if self.buffers[i] is None:
-                self.buffers[i] = update
-            else:
-                self.buffers[i].mul_(self.momentum).add_(update)
-            param.addcmul_(self.lr[i], self.buffers[i], value=-1)
+    def take(self, rows: np.ndarray) -> _Parameters:
+        """The tasks `rows` (positions along the task axis): this same object when it is all of
+        them in order (no copy), else gathered copies."""
+        if np.array_equal(rows, np.arange(len(self.trained[0]))):
+            return self
+        index = torch.from_numpy(rows)
+        picked = [[t[index] for t in tensors] for tensors in (self.trained, self.buffers, self.lr, self.decay)]
+        return _Parameters(*picked, None if self.frozen is None else self.frozen[index])
+
+    def put(self, rows: np.ndarray, part: _Parameters) -> None:
+        """Write back what `take(rows)` gave and training changed: the parameters and buffers."""
+        if part is not self:
+            index = torch.from_numpy(rows)
+            for mine, theirs in ((self.trained, part.trained), (self.buffers, part.buffers)):
+                for tensor, rows_of in zip(mine, theirs, strict=True):
+                    tensor[index] = rows_of
+
+    def forward_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The fc and the prior (trained or frozen; None without one), as `Bank.forward` takes them."""
+        return self.trained[0], self.trained[1] if len(self.trained) > 1 else self.frozen
+
+    def step(self, grads: list[torch.Tensor], momentum: float) -> None:
+        """buffer = momentum * buffer + (g + wd * p) (from a zero buffer: g + wd * p); p -= lr * buffer."""
+        for param, grad, buffer, lr, decay in zip(self.trained, grads, self.buffers, self.lr, self.decay, strict=True):
+            buffer.mul_(momentum).add_(grad.addcmul_(decay, param))
+            param.addcmul_(lr, buffer, value=-1)

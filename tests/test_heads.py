@@ -92,30 +92,31 @@ def test_the_written_out_gradients_equal_autograds(problem) -> None:
     prior = wheel.wheel_prior()
     tasks = [Task(np.arange(N), 0, 1, prior), Task(np.arange(10, 50), 2, 3, prior)]
     bank = Bank(D, C, tasks, 3, "seed", freeze=False)
-    x = heads.with_ones(torch.from_numpy(features[10:26]))
-    masks = heads._dropout(bank, 16, torch.Generator().manual_seed(0))
-    z, a, logits = bank.forward(x, 1, masks)
+    x = heads.with_ones(torch.from_numpy(features[10:26]))[None]
+    masks = heads._dropout(bank, 16, [torch.Generator().manual_seed(0)])
+    weight, prior = bank.parameters(slice(1, 2))
+    z, a, logits = bank.forward(x, weight, prior, masks)
     upstream = torch.randn(logits.shape, generator=torch.Generator().manual_seed(1))
-    written_out = heads._gradients(bank, 1, x, z, a, upstream, masks)
+    written_out = heads._gradients(bank, x, z, a, prior, upstream, masks)
 
-    weight, w_prior = (t.clone().requires_grad_() for t in bank.trainable(1))
+    weight, w_prior = (t.clone().requires_grad_() for t in (weight, prior))
     total = 0
     for g in range(3):  # each head as EmotionNet computes it: fc, ReLU, dropout, prior
-        fc = x @ weight[0, :, g * C : (g + 1) * C]
-        total = total + (((torch.relu(fc) * masks[:, g]) @ w_prior[0, g].T) * upstream[:, g]).sum()
+        fc = x[0] @ weight[0, :, g * C : (g + 1) * C]
+        total = total + (((torch.relu(fc) * masks[0, g]) @ w_prior[0, g].T) * upstream[0, g]).sum()
     total.backward()
     for mine, param in zip(written_out, (weight, w_prior), strict=True):
         np.testing.assert_allclose(mine.numpy(), param.grad.numpy(), rtol=1e-4, atol=1e-6)
 
     # d loss / d logits = q * ((1 - lambda) + lambda * sum(p)) - ((1 - lambda) * onehot(y) + lambda * p)
-    logits = torch.randn((16, 3, C), generator=torch.Generator().manual_seed(2), requires_grad=True)
+    logits = torch.randn((1, 3, 16, C), generator=torch.Generator().manual_seed(2), requires_grad=True)
     p, y = torch.from_numpy(targets[:16].astype(np.float32)), torch.from_numpy(classes[:16])
-    loss = heads._figures(logits, p, y, OPT.lam)["loss"].sum()
+    loss = heads._figures(logits, p[None], y[None], OPT.lam)["loss"].sum()
     loss.backward()
     onehot = torch.nn.functional.one_hot(y, C).float()
     q = torch.softmax(logits.detach(), dim=-1)
     mix, scale = (1 - OPT.lam) * onehot + OPT.lam * p, (1 - OPT.lam) + OPT.lam * p.sum(dim=1)
-    np.testing.assert_allclose((q * scale[:, None, None] - mix[:, None]).numpy(), logits.grad.numpy(), atol=1e-6)
+    np.testing.assert_allclose((q * scale[:, None] - mix).numpy(), logits.grad.numpy(), atol=1e-6)
 
 
 def test_a_task_trains_the_same_alone_or_with_others(problem) -> None:
