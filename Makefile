@@ -41,7 +41,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The prior variants of the README's three tables (ewmtcnn.grid.GRIDS: 33 DVC experiments, JOBS
+# The prior variants of the README's tables A to E (ewmtcnn.grid.GRIDS: 38 DVC experiments, JOBS
 # in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
 # between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
 # inherit EMOTION6.

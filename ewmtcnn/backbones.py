@@ -122,10 +122,20 @@ def _lite(version: int, weights_file: Callable[[], str]) -> Backbone:
     )
 
 
+#: How torchvision's own builders make GoogLeNet and Inception v3 when given pretrained weights:
+#: inputs re-normalised inside the model as those ported weights expect (`transform_input`), and
+#: no auxiliary classifiers, which features and fine-tuning here never use. Built so whatever the
+#: weights, so that a state dict of `get_model(name, weights=...)` fits.
+PRETRAINED_LAYOUT: dict[str, dict[str, bool]] = {
+    model: {"transform_input": True, "aux_logits": False, "init_weights": False}
+    for model in ("googlenet", "inception_v3")
+}
+
+
 def _torchvision_model(name: str) -> nn.Module:
     import torchvision  # here, not at the top: a second of start-up that only these backbones need
 
-    return torchvision.models.get_model(name)
+    return torchvision.models.get_model(name, **PRETRAINED_LAYOUT.get(name, {}))
 
 
 def _imagenet(name: str, features: int, weights: str, strip: Callable[[nn.Module], None]) -> Backbone:

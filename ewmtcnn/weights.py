@@ -78,6 +78,10 @@ class WheelWeights:
         load_weights(net, self.path(), name, f"reinstall the {self.package} package")
 
 
+#: The state-dict prefixes of torchvision's auxiliary classifiers (GoogLeNet, Inception v3).
+AUXILIARY = ("aux1.", "aux2.", "AuxLogits.")
+
+
 @dataclass(frozen=True)
 class TorchvisionWeights:
     """torchvision's weights for its model `model`, downloaded once into torch's hub cache (network
@@ -94,6 +98,9 @@ class TorchvisionWeights:
         except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError; a bad hash a RuntimeError
             recipe = f"torchvision.models.get_model({self.model!r}, weights={self.weights!r})"
             raise _undownloadable(name, "torchvision", e, recipe) from None
+        # GoogLeNet's and Inception v3's files also hold their auxiliary classifiers, which
+        # torchvision's builders load and then delete (backbones.PRETRAINED_LAYOUT): left out here.
+        state = {key: value for key, value in state.items() if not key.startswith(AUXILIARY)}
         try:
             net.load_state_dict(state)
         except RuntimeError as e:  # e.g. vit_h_14, whose DEFAULT weights are for 518 px, built here for 224

@@ -376,6 +376,36 @@ def test_torchvision_weights_that_do_not_fit_the_built_model_are_one_clear_error
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("model", "width", "aux"), [("googlenet", 1024, ("aux1", "aux2")), ("inception_v3", 2048, ("AuxLogits",))]
+)
+def test_googlenet_and_inception_load_torchvisions_files_as_its_pretrained_builders_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str, width: int, aux: tuple[str, ...]
+):
+    """Their weight files hold auxiliary classifiers that torchvision's builders load and then
+    delete, and expect inputs re-normalised inside the model (`transform_input`)."""
+    torch.manual_seed(5)
+    downloaded = torchvision.models.get_model(model, aux_logits=True, init_weights=False).state_dict()
+    prefixes = tuple(f"{module}." for module in aux)
+    assert any(key.startswith(prefixes) for key in downloaded)  # as the real file
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", lambda *args, **kwargs: downloaded)
+    backbone = backbones.get(f"torchvision/{model}")
+    net = backbone.build(pretrained=True)
+    assert net.transform_input and all(getattr(net, module) is None for module in aux) and backbone.features == width
+    first = next(key for key in net.state_dict() if key.endswith("conv.weight"))
+    assert torch.equal(net.state_dict()[first], downloaded[first])
+    size = backbone.size
+    with torch.inference_mode():
+        assert net.eval()(torch.randn(1, 3, size, size)).shape == (1, width)
+    # What `get_model(model, weights=...).state_dict()` holds (no auxiliary classifiers) loads as model.weights.
+    pretrained = torchvision.models.get_model(model, transform_input=True, aux_logits=False, init_weights=False)
+    pretrained.load_state_dict({k: v for k, v in downloaded.items() if not k.startswith(prefixes)})
+    path = tmp_path / f"{model}.pth"
+    torch.save(pretrained.state_dict(), path)
+    again = backbone.build(pretrained=False, weights=path)
+    assert torch.equal(again.state_dict()[first], downloaded[first])
+
+
 def test_torchvision_model_without_a_final_linear_layer_is_refused():
     with pytest.raises(InputError, match="torchvision model 'squeezenet1_0' has no final Linear"):
         backbones.get("torchvision/squeezenet1_0")
