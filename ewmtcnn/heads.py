@@ -13,10 +13,10 @@ masks come from the task's own generator instead of torch's global one.
 The gradient is written out rather than left to autograd, whose bookkeeping cost more than the
 arithmetic on these small tensors, and so is SGD, since `torch.optim.SGD` has one learning rate
 per parameter tensor while here each head has its own (both are checked against PyTorch by the
-tests). The tasks step together in batched products (`torch.bmm`), which multiply each task's
-matrices on their own, laid out the same whatever the batch: a task computes the same numbers,
-to the bit, alone or beside others (a fold run alone equals the same fold within the all-folds
-run; tested).
+tests). The tasks step together: one Python step for all of them, their elementwise work
+(softmax, loss, SGD) on stacked tensors, their matrix products one task at a time with the
+shapes it has alone, so that a task computes the same numbers, to the bit, alone or beside
+others (a fold run alone equals the same fold within the all-folds run; tested).
 """
 
 from __future__ import annotations
@@ -87,18 +87,13 @@ class Bank:
         """For k tasks' heads (their `weight` and `prior`, as `parameters` gives them) and features x
         (k, n, d + 1, `with_ones`): the fc's output z, the prior's input a (z gated by ReLU and, in
         training, the dropout `masks` for the seed head; else z) and the logits z' = W a, each
-        (k, G, n, c), contiguous whatever k is, so that a task's products are the same alone or
-        beside others."""
+        (k, G, n, c)."""
         k, n = x.shape[:2]
-        z = torch.bmm(x, weight).view(k, n, self.heads, self.outputs).transpose(1, 2).contiguous()
+        z = _each_task(x, weight).view(k, n, self.heads, self.outputs).transpose(1, 2).contiguous()
         a = z
         if self.gated:
             a = torch.relu(z) if masks is None else torch.relu(z) * masks
-        if prior is None:
-            return z, a, a
-        by_head = (k * self.heads, n, self.outputs)
-        logits = torch.bmm(a.view(by_head), prior.reshape(-1, self.outputs, self.outputs).transpose(1, 2))
-        return z, a, logits.view(a.shape)
+        return z, a, a if prior is None else _each_task(a, prior.transpose(-1, -2))
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, task: int, rows: np.ndarray) -> np.ndarray:
@@ -227,16 +222,25 @@ def _gradients(
     through z' = W a, the seed head's gate and the fc layer z = x M + b; `d_logits` (k, G, n, c) is
     the gradient of the batch mean (each image's share already divided by the batch size)."""
     k, heads, n, c = d_logits.shape
-    by_head = d_logits.view(k * heads, n, c)
-    d_a = d_logits if prior is None else torch.bmm(by_head, prior.reshape(-1, c, c)).view(d_logits.shape)
+    d_a = d_logits if prior is None else _each_task(d_logits, prior)
     d_z = d_a
     if bank.gated:
         d_z = d_a * (z > 0) if masks is None else d_a * (z > 0) * masks
     # the fc (k, d + 1, G*c), its bias row included
-    grads = [torch.bmm(x.transpose(1, 2), d_z.transpose(1, 2).reshape(k, n, heads * c))]
+    grads = [_each_task(x.transpose(1, 2), d_z.transpose(1, 2).reshape(k, n, heads * c))]
     if bank.train_prior:
-        grads.append(torch.bmm(by_head.transpose(1, 2), a.view(k * heads, n, c)).view(k, heads, c, c))
+        grads.append(_each_task(d_logits.transpose(-1, -2), a))  # (k, G, c, c)
     return grads
+
+
+def _each_task(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """left @ right, batched over everything but the leading task axis, one product per task,
+    each into memory of its own: a batched product's kernel may depend on how many matrices it is
+    given (seen: oneDNN's, for the 6 x 6 priors), and a product's bits on where its output lies
+    (seen: into slices of one tensor), while a task must compute the same numbers alone as
+    beside others."""
+    product = torch.mm if left.dim() == 3 else torch.bmm
+    return torch.stack([product(mine, theirs) for mine, theirs in zip(left, right, strict=True)])
 
 
 def _dropout(bank: Bank, images: int, generators: Sequence[torch.Generator]) -> torch.Tensor:

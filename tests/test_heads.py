@@ -144,3 +144,34 @@ def test_the_epoch_hook_sees_the_training_figures(problem) -> None:
     assert [e for e, _ in seen] == [1, 2, 3, 4, 5]
     losses = [f["loss"][0, 0] for _, f in seen]
     assert losses[-1] < losses[0] and all(0 <= f["correct"][0, 0] <= 1 for _, f in seen)
+
+
+@pytest.mark.parametrize("head", ["direct", "seed"])
+def test_a_task_trains_the_same_alone_or_with_others_at_the_pipelines_sizes(head: str) -> None:
+    """Batches of 32 and seven outputs, where a batched product over all tasks (oneDNN's, for the
+    7 x 7 priors) gave other bits than the same product of one task alone."""
+    features, targets, classes = separable(300, 40, 7, shift=2)
+    prior = wheel.prior_matrix("original", sigma=0.6, probabilities=None, neutral=True, seed=0)
+    sizes = [(0, 240), (30, 300), (10, 250), (50, 290)]  # training sets of different sizes
+    tasks = [Task(np.arange(a, b), 3 + t, 7 + t, prior) for t, (a, b) in enumerate(sizes)]
+    lr, wd = [[0.03, 0.01, 0.003]], [[0.0, 0.001, 0.01]]
+    opt = Optimisation(momentum=0.9, batch_size=32, lam=0.7)
+    inputs = (
+        heads.with_ones(torch.from_numpy(features.astype(np.float32))),
+        torch.from_numpy(targets.astype(np.float32)),
+        torch.from_numpy(classes),
+    )
+
+    def trained(chosen: list[Task]) -> Bank:
+        bank = Bank(40, 7, chosen, 3, head, freeze=False)
+        heads.train(
+            bank, *inputs, chosen, np.array(lr * len(chosen)), np.array(wd * len(chosen)), 3, opt, lambda *_: None
+        )
+        return bank
+
+    together = trained(tasks)
+    for t, task in enumerate(tasks):
+        alone = trained([task])
+        for g in range(3):
+            for name, value in alone.state(0, g).items():
+                assert torch.equal(together.state(t, g)[name], value), (t, g, name)
