@@ -11,7 +11,7 @@ ifdef EMOTION6
 export EMOTION6 := $(abspath $(EMOTION6))
 endif
 
-.PHONY: install repro test lint bench table features-table lock
+.PHONY: install repro test lint bench table features-table lock cluster
 
 install: $(VENV)/.installed
 
@@ -34,8 +34,13 @@ lock:
 repro: install
 	$(BIN)/dvc repro
 
-test: install
+# The Slurm tests need a controller: unless one answers, slurm/cluster.sh installs and starts a
+# single-node cluster on this machine (as root).
+test: install cluster
 	$(BIN)/pytest
+
+cluster:
+	scontrol ping >/dev/null 2>&1 || { slurm/cluster.sh install && slurm/cluster.sh start; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -45,10 +50,17 @@ lint: install
 # in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
 # between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
 # inherit EMOTION6.
+# SCHEDULER=slurm: the same experiments as a Slurm array job, then the tables as a dependent job
+# (python -m ewmtcnn.cluster grid; sbatch options in slurm.yaml; docs/machines.md).
 JOBS ?= 1
+SCHEDULER ?= local
 table: install
+ifeq ($(SCHEDULER),slurm)
+	$(BIN)/python -m ewmtcnn.cluster grid
+else
 	$(BIN)/python -m ewmtcnn.grid --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.table
+endif
 
 # Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.grid.FEATURES,
 # 12 DVC experiments), then its README block; the same rules as `table`.

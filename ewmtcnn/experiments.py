@@ -144,6 +144,15 @@ def _matches(frame: pd.DataFrame, experiment: Experiment) -> pd.Series:
     return match
 
 
+def present(frame: pd.DataFrame, experiment: Experiment) -> bool:
+    """Whether `frame` (`experiments`) holds a usable run of `experiment`."""
+    params = list(experiment.params())
+    if not set(params) <= set(frame.columns):
+        return False
+    usable = frame[frame["error"].isna()]
+    return bool(_matches(usable, experiment).any())
+
+
 def _queue_command(experiment: Experiment) -> str:
     return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in experiment.overrides()), TARGET])
 
