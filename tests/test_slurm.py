@@ -97,6 +97,7 @@ def test_a_task_killed_mid_run_is_reported_and_alone_resubmitted_and_the_table_e
         time.sleep(0.5)
     log = next((runs(repo)[0] / "logs").glob("*_1.out"))
     while "dvc exp run" not in log.read_text():  # it is running its experiment
+        assert grid.poll() is None and time.monotonic() < deadline, f"task 1 never ran: {log.read_text()}"
         time.sleep(0.5)
     array = log.name.split("_")[0]
     subprocess.run(["scancel", f"{array}_1"], check=True)
