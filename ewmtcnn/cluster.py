@@ -39,10 +39,7 @@ from ewmtcnn.grid import GRIDS, chosen, experiments_of
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(["git", *args], check=False, capture_output=True, text=True, cwd=cwd)
-    if result.returncode != 0:
-        raise InputError(f"`git {' '.join(args)}` failed: {result.stderr.strip() or result.returncode}")
-    return result.stdout
+    return experiments.output(["git", *args], f"`git {' '.join(args)}`", cwd=cwd)
 
 
 def _job(*args: str) -> list[str]:
@@ -83,12 +80,7 @@ def submit_grid(tables: str, config: Path, wait: bool) -> None:
         f"submitted {len(tasks)} of {len(experiments_of(grids))} experiments as job {array}, the tables as job {final}"
     )
     if wait:
-        try:
-            slurm.wait_tasks(array, run, [task["label"] for task in tasks], indices)
-        except InputError:
-            with contextlib.suppress(InputError):
-                slurm.cancel(final)  # its dependency can no longer be met
-            raise
+        slurm.wait_tasks(array, run, [task["label"] for task in tasks], indices, dependent=final)
         slurm.wait_final(final, run, "the tables")
 
 
@@ -190,12 +182,7 @@ def submit_folds(config: Path, wait: bool) -> None:
     if wait:
         if array is not None:
             labels = [f"repeat {r} fold {k}" for r, k in pairs]
-            try:
-                slurm.wait_tasks(array, run, labels, todo)
-            except InputError:
-                with contextlib.suppress(InputError):
-                    slurm.cancel(final)
-                raise
+            slurm.wait_tasks(array, run, labels, todo, dependent=final)
         slurm.wait_final(final, run, "recording the train stage and evaluate")
 
 

@@ -40,9 +40,9 @@ SELECTED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
 TARGET = "evaluate"
 
 
-def _output(command: list[str], what: str, env: Mapping[str, str] | None = None) -> str:
+def output(command: Sequence[str], what: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
     """The stdout of `command`; its failure is one InputError with the last line it printed."""
-    result = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    result = subprocess.run(list(command), check=False, capture_output=True, text=True, env=env, cwd=cwd)
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise InputError(f"{what} failed: {lines[-1] if lines else f'exit {result.returncode}'}")
@@ -56,7 +56,7 @@ def dvc(*args: str) -> str:
     first on PATH too: otherwise they would be another DVC, or none (and the queue never runs).
     """
     path = os.pathsep.join(folders for folders in (str(Path(sys.executable).parent), os.environ.get("PATH")) if folders)
-    return _output([sys.executable, "-m", "dvc", *args], f"`dvc {' '.join(args)}`", env={**os.environ, "PATH": path})
+    return output([sys.executable, "-m", "dvc", *args], f"`dvc {' '.join(args)}`", env={**os.environ, "PATH": path})
 
 
 def exp_show(path: Path | None) -> list[dict[str, Any]]:
@@ -205,7 +205,7 @@ def grid_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
 
 def _committed(row: pd.Series, path: Path) -> str:
     """A git-tracked output (not in the DVC cache) of an experiment, from its commit."""
-    return _output(
+    return output(
         ["git", "show", f"{row['rev']}:{path.as_posix()}"],
         f"reading {path} of experiment {row['name']} ({row['rev'][:7]})",
     )

@@ -9,6 +9,7 @@ end is read off `squeue`, which keeps finished jobs for Slurm's MinJobAge (300 s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from ewmtcnn import InputError
+from ewmtcnn import InputError, experiments
 
 CONFIG = Path("slurm.yaml")
 #: The submissions' folders (git-ignored), on the shared file system.
@@ -69,11 +70,7 @@ def _command(args: Sequence[str], what: str) -> str:
     """The stdout of a Slurm command; its absence or failure is one InputError."""
     if shutil.which(args[0]) is None:
         raise InputError(f"{what}: `{args[0]}` not found on PATH; is Slurm installed here (slurm/cluster.sh)?")
-    result = subprocess.run(list(args), check=False, capture_output=True, text=True)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise InputError(f"{what}: `{shlex.join(args)}` failed: {lines[-1] if lines else f'exit {result.returncode}'}")
-    return result.stdout
+    return experiments.output(args, f"{what}: `{shlex.join(args)}`")
 
 
 def check() -> None:
@@ -144,9 +141,10 @@ def read_tasks(run: Path) -> dict[str, Any]:
     return json.loads((run / "tasks.json").read_text(encoding="utf-8"))
 
 
-def wait_tasks(job: str, run: Path, labels: Sequence[str], indices: Sequence[int]) -> None:
+def wait_tasks(job: str, run: Path, labels: Sequence[str], indices: Sequence[int], dependent: str) -> None:
     """Wait until no task of array `job` is pending or running; a task without its done/ file is
-    reported with its label, Slurm job id and state, and its log."""
+    reported with its label, Slurm job id and state, and its log, and the job `dependent` on the
+    array is cancelled, since its dependency can no longer be met."""
     said = -1
     while active(job):
         done = sum((run / "done" / str(i)).exists() for i in indices)
@@ -161,6 +159,8 @@ def wait_tasks(job: str, run: Path, labels: Sequence[str], indices: Sequence[int
         if not (run / "done" / str(i)).exists()
     ]
     if failed:
+        with contextlib.suppress(InputError):
+            cancel(dependent)
         raise InputError(
             f"{len(failed)} of {len(indices)} tasks failed; rerun the same command to resubmit only those:\n"
             + "\n".join(failed)
