@@ -150,9 +150,9 @@ def train(
     `features` are `with_ones`; `lr` and `weight_decay` are (T, G) arrays; `figures`: measure the
     training figures.
 
-    Each step is one product for the tasks still training whose batches have the same size (all
-    of them, but at the end of an epoch of training sets of different sizes): the Python work of
-    a step is shared by every task, not repeated for each."""
+    Each step serves every task still training whose batch has the same size (all of them, but at
+    the end of an epoch of training sets of different sizes): the Python work of a step is shared
+    by those tasks, not repeated for each; only their matrix products go task by task."""
     lam = optimisation.lam
     # The loss's gradient with respect to the logits is q * scale - mix (see `_figures`): per image,
     # scale = (1 - lambda) + lambda * sum(p) and mix = (1 - lambda) * onehot(y) + lambda * p.
