@@ -46,27 +46,27 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The prior variants of the README's tables A to E (ewmtcnn.grid.GRIDS: 38 DVC experiments, JOBS
+# The prior variants of the README's tables A to E (ewmtcnn.study.grid.GRIDS: 38 DVC experiments, JOBS
 # in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
 # between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
 # inherit EMOTION6.
 # SCHEDULER=slurm: the same experiments as a Slurm array job, then the tables as a dependent job
-# (python -m ewmtcnn.cluster grid; sbatch options in slurm.yaml; docs/machines.md).
+# (python -m ewmtcnn.cluster.jobs grid; sbatch options in slurm.yaml; docs/machines.md).
 JOBS ?= 1
 SCHEDULER ?= local
 table: install
 ifeq ($(SCHEDULER),slurm)
-	$(BIN)/python -m ewmtcnn.cluster grid
+	$(BIN)/python -m ewmtcnn.cluster.jobs grid
 else
-	$(BIN)/python -m ewmtcnn.grid --jobs $(JOBS)
-	$(BIN)/python -m ewmtcnn.table
+	$(BIN)/python -m ewmtcnn.study.grid --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.study.table
 endif
 
-# Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.grid.FEATURES,
+# Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.study.grid.FEATURES,
 # 12 DVC experiments), then its README block; the same rules as `table`.
 features-table: install
-	$(BIN)/python -m ewmtcnn.grid --tables F --jobs $(JOBS)
-	$(BIN)/python -m ewmtcnn.table --tables F
+	$(BIN)/python -m ewmtcnn.study.grid --tables F --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.study.table --tables F
 
 bench: install
 	$(BIN)/python benchmarks/loading.py

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from ewmtcnn import InputError, cli, experiments, grid
-from ewmtcnn.layout import PARAMS
+from ewmtcnn import InputError, cli
+from ewmtcnn.paths import PARAMS
+from ewmtcnn.study import experiments, grid
 
 STAGES = ("stages.train", "stages.evaluate")
 

@@ -2,7 +2,7 @@
 
 Times full training steps as `train.finetune: true` runs them (random crop-and-flip views
 from the store, forward, the EW-MTCNN loss, backward, SGD with two learning rates) through
-`ewmtcnn.training.step`, after one warm-up step, and, side by side in the same steps, the two
+`ewmtcnn.training.loop.step`, after one warm-up step, and, side by side in the same steps, the two
 parts: making the views (on the CPU, one thread, as the training loop does) and the network's
 step (on the GPU when there is one). Weights are random: speed does not depend on them. On
 CUDA it uses bf16 autocast and channels_last, as training does.
@@ -17,19 +17,21 @@ import time
 import numpy as np
 import torch
 
-from ewmtcnn import backbones, cli, inputs, layout, models, training, variant, wheel
-from ewmtcnn.backbones import Backbone
-from ewmtcnn.images import open_store
+from ewmtcnn import cli, paths
+from ewmtcnn.data.images import open_store
+from ewmtcnn.model import backbones, network, wheel
+from ewmtcnn.model.backbones import Backbone
+from ewmtcnn.training import inputs, loop, variant
 
 
 def throughput(backbone: Backbone, store: np.ndarray, steps: int, batch_size: int) -> tuple[float, float, float]:
     """Images per second of fine-tuning `backbone` on batches from `store`: the whole step, the
     views alone and the network's step alone."""
     torch.manual_seed(0)
-    model = models.EmotionNet(
+    model = network.EmotionNet(
         backbone.features, 6, "direct", wheel.wheel_prior(), True, backbone.build(pretrained=False)
     )
-    dev = training.device()
+    dev = loop.device()
     model.to(dev, memory_format=torch.channels_last).train()
     settings = variant.Settings(
         epochs=1,
@@ -41,7 +43,7 @@ def throughput(backbone: Backbone, store: np.ndarray, steps: int, batch_size: in
         lam=0.7,
         seed=0,
     )
-    sgd = training.optimiser(model, settings)
+    sgd = loop.optimiser(model, settings)
     views = inputs.ImageViews(store, backbone)
     generator = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
@@ -53,7 +55,7 @@ def throughput(backbone: Backbone, store: np.ndarray, steps: int, batch_size: in
         start = time.perf_counter()
         x = views.train(indices, generator)
         made = time.perf_counter()
-        training.step(model, sgd, x, classes, targets, settings.lam, dev)
+        loop.step(model, sgd, x, classes, targets, settings.lam, dev)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i:  # the first step warms up
@@ -71,15 +73,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
-    store = open_store(layout.IMAGES)
-    dev = training.device()
+    store = open_store(paths.IMAGES)
+    dev = loop.device()
     machine = torch.cuda.get_device_name() if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"device {dev} ({machine}), batch {args.batch_size}, {args.steps} timed steps")
     print(f"{'backbone':18s} {'images/s':>9s} {'views':>9s} {'network':>9s}   one epoch of a fold")
     for name in args.backbones:
-        whole, views, network = throughput(backbones.get(name), store, args.steps, args.batch_size)
+        whole, views, trained = throughput(backbones.get(name), store, args.steps, args.batch_size)
         epoch = 1584 / whole  # the training images of one fold of five
-        print(f"{name:18s} {whole:9.1f} {views:9.1f} {network:9.1f}   {epoch / 60:6.1f} min")
+        print(f"{name:18s} {whole:9.1f} {views:9.1f} {trained:9.1f}   {epoch / 60:6.1f} min")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Benchmark: the batched head trainer (`ewmtcnn.heads`) against a loop of single heads
-(`ewmtcnn.training.fit`, one EmotionNet and one torch.optim.SGD per head) on the same work.
+"""Benchmark: the batched head trainer (`ewmtcnn.training.batched`) against a loop of single heads
+(`ewmtcnn.training.loop.fit`, one EmotionNet and one torch.optim.SGD per head) on the same work.
 
 The work is what the `selected` recipe's search does: every setting of the `select.*` grid on
 every fold of every repeat (the train stage's training sets, from data/folds.csv), on the cached
@@ -19,8 +19,9 @@ import time
 import numpy as np
 import torch
 
-from ewmtcnn import cli, crossval, heads, inputs, params, training, variant
-from ewmtcnn.models import EmotionNet
+from ewmtcnn import cli, params
+from ewmtcnn.model.network import EmotionNet
+from ewmtcnn.training import batched, crossval, inputs, loop, variant
 
 
 def main() -> None:
@@ -38,16 +39,18 @@ def main() -> None:
     features = torch.from_numpy(np.array(data.inputs.features, dtype=np.float32))
     targets = torch.from_numpy(data.targets.astype(np.float32))
     classes = torch.from_numpy(data.classes.astype(np.int64))
-    optimisation = heads.Optimisation(v.run.momentum, v.run.batch_size, v.run.lam)
+    optimisation = batched.Optimisation(v.run.momentum, v.run.batch_size, v.run.lam)
     n_heads = len(tasks) * len(grid)
 
     start = time.perf_counter()
-    bank = heads.Bank(features.shape[1], len(v.emotions), tasks, len(grid), v.head, v.freeze)
+    bank = batched.Bank(features.shape[1], len(v.emotions), tasks, len(grid), v.head, v.freeze)
     lr = np.array([[g[0] for g in grid]] * len(tasks))
     decay = np.array([[g[1] for g in grid]] * len(tasks))
-    with_ones = heads.with_ones(features)
-    heads.train(bank, with_ones, targets, classes, tasks, lr, decay, args.epochs, optimisation, lambda *_: None, False)
-    batched = time.perf_counter() - start
+    with_ones = batched.with_ones(features)
+    batched.train(
+        bank, with_ones, targets, classes, tasks, lr, decay, args.epochs, optimisation, lambda *_: None, False
+    )
+    batched_s = time.perf_counter() - start
 
     rng = np.random.default_rng(0)
     sample = [divmod(int(i), len(grid)) for i in rng.choice(n_heads, size=min(args.sample, n_heads), replace=False)]
@@ -66,17 +69,17 @@ def main() -> None:
             lam=v.run.lam,
             seed=task.seed,
         )
-        for _ in training.fit(model, data.inputs, data.targets, data.classes, task.train, settings, desc="single"):
+        for _ in loop.fit(model, data.inputs, data.targets, data.classes, task.train, settings, desc="single"):
             pass
     per_head = (time.perf_counter() - start) / len(sample)
 
     print(f"{len(tasks)} training sets x {len(grid)} settings = {n_heads} heads, {args.epochs} epochs, one thread")
-    print(f"batched trainer            : {batched:8.1f} s ({batched / n_heads * 1000:7.1f} ms per head)")
+    print(f"batched trainer            : {batched_s:8.1f} s ({batched_s / n_heads * 1000:7.1f} ms per head)")
     print(
         f"loop of single heads       : {per_head * n_heads:8.1f} s ({per_head * 1000:7.1f} ms per head, "
         f"{len(sample)} timed)"
     )
-    print(f"ratio (loop / batched)     : {per_head * n_heads / batched:8.1f}x")
+    print(f"ratio (loop / batched)     : {per_head * n_heads / batched_s:8.1f}x")
 
 
 if __name__ == "__main__":

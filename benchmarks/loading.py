@@ -2,7 +2,7 @@
 
 Both sides produce the same thing, a (32, 3, 224, 224) float batch of RandomResizedCrop(224)
 + horizontal-flip views normalised with ImageNet statistics, from the same random images:
-  - store: slice the memory-mapped uint8 array, then `ewmtcnn.augment.views` on the batch;
+  - store: slice the memory-mapped uint8 array, then `ewmtcnn.data.augment.views` on the batch;
   - jpeg:  what the public reimplementation does every epoch: PIL-open each original JPEG,
            convert to RGB and apply torchvision's RandomResizedCrop, RandomHorizontalFlip,
            ToTensor and Normalize;
@@ -26,8 +26,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from ewmtcnn import augment, cli, dataset, layout
-from ewmtcnn.images import open_store
+from ewmtcnn import cli, paths
+from ewmtcnn.data import augment, dataset
+from ewmtcnn.data.images import open_store
 
 
 def throughputs(ways: dict[str, Callable[[np.ndarray], torch.Tensor]], batches: list[np.ndarray]) -> dict[str, float]:
@@ -52,8 +53,8 @@ def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     torch.manual_seed(0)
-    store = open_store(layout.IMAGES)
-    jpegs = [layout.RAW / dataset.IMAGE_DIR / name for name in dataset.read_labels(layout.LABELS)["image"]]
+    store = open_store(paths.IMAGES)
+    jpegs = [paths.RAW / dataset.IMAGE_DIR / name for name in dataset.read_labels(paths.LABELS)["image"]]
     rng = np.random.default_rng(0)
     batches = [np.sort(rng.choice(len(store), args.batch_size, replace=False)) for _ in range(args.batches)]
     reimplementation = transforms.Compose(

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ewmtcnn import InputError
-from ewmtcnn.layout import PARAMS
+from ewmtcnn.paths import PARAMS
 
 MAX_SEED = 2**31 - 1  # seed + repeat (and * 1000 + fold) stays within every library's range
 

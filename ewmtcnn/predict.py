@@ -25,13 +25,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from ewmtcnn import InputError, backbones, cli, extraction, features, images, layout, training
-from ewmtcnn.atomic import written
-from ewmtcnn.checkpoint import FinalModel, load_final
-from ewmtcnn.dataset import NEUTRAL
-from ewmtcnn.inputs import CachedFeatures, ImageViews, Inputs
-from ewmtcnn.models import EmotionNet
-from ewmtcnn.wheel import MIKELS_WHEEL, ON_WHEEL
+from ewmtcnn import InputError, cli, paths
+from ewmtcnn.data import images
+from ewmtcnn.data.dataset import NEUTRAL
+from ewmtcnn.features import extract, spec
+from ewmtcnn.io.atomic import written
+from ewmtcnn.io.checkpoint import FinalModel, load_final
+from ewmtcnn.model import backbones
+from ewmtcnn.model.network import EmotionNet
+from ewmtcnn.model.wheel import MIKELS_WHEEL, ON_WHEEL
+from ewmtcnn.training import loop
+from ewmtcnn.training.inputs import CachedFeatures, ImageViews, Inputs
 
 #: Images decoded and run through the network together: bounded memory on long lists.
 CHUNK = 32
@@ -67,9 +71,9 @@ class Predictor:
     def __init__(self, final: FinalModel, source: Path) -> None:
         self.outputs = final.outputs
         self.size = final.size
-        self.how = extraction.restored(final.extraction)
+        self.how = spec.restored(final.extraction)
         self.backbone = self.how.sized(backbones.get(final.backbone))
-        self.device = training.device()
+        self.device = loop.device()
         self.features: nn.Module | None
         backbone: nn.Module | None
         if final.finetune:  # the state holds the whole network, backbone included
@@ -77,8 +81,8 @@ class Predictor:
             width = self.backbone.features
         else:
             backbone = None
-            self.features = features.feature_backbone(self.backbone, final.pretrained, final.weights).to(self.device)
-            width = features.width(self.features, self.backbone, self.how)
+            self.features = extract.feature_backbone(self.backbone, final.pretrained, final.weights).to(self.device)
+            width = extract.width(self.features, self.backbone, self.how)
         net = EmotionNet(width, len(final.outputs), final.head, final.prior_initial, True, backbone)
         self.net = net
         try:
@@ -93,16 +97,16 @@ class Predictor:
         if self.features is None:
             inputs = ImageViews(store, self.backbone)
         else:
-            inputs = CachedFeatures(features.extract(self.features, store, self.backbone, self.how))
-        return training.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
+            inputs = CachedFeatures(extract.extract(self.features, store, self.backbone, self.how))
+        return loop.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
 
 
-def predictions(predictor: Predictor, paths: Sequence[str]) -> Iterator[Prediction | InputError]:
+def predictions(predictor: Predictor, files: Sequence[str]) -> Iterator[Prediction | InputError]:
     """Each image's prediction, or the error that names it, in order; one bad file fails alone."""
-    for start in range(0, len(paths), CHUNK):
+    for start in range(0, len(files), CHUNK):
         decoded: dict[str, np.ndarray] = {}
         failed: dict[str, InputError] = {}
-        for path in paths[start : start + CHUNK]:
+        for path in files[start : start + CHUNK]:
             try:
                 decoded[path] = images.square(Path(path), predictor.size)
             except InputError as e:
@@ -112,7 +116,7 @@ def predictions(predictor: Predictor, paths: Sequence[str]) -> Iterator[Predicti
             path: Prediction(path, dict(zip(predictor.outputs, map(float, row), strict=True)))
             for path, row in zip(decoded, q, strict=True)
         }
-        for path in paths[start : start + CHUNK]:
+        for path in files[start : start + CHUNK]:
             yield results[path] if path in results else failed[path]
 
 
@@ -183,8 +187,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model",
         type=Path,
-        default=layout.FINAL,
-        help=f"the trained model (default: {layout.FINAL}, relative to the current folder)",
+        default=paths.FINAL,
+        help=f"the trained model (default: {paths.FINAL}, relative to the current folder)",
     )
     parser.add_argument(
         "--json", action="store_true", help='print a JSON list of {"image", "distribution", "dominant"} instead of text'

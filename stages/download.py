@@ -8,14 +8,15 @@ checkout stays clean whichever way the data came in.
 import os
 from typing import Any
 
-from ewmtcnn import cli, layout, params, source
+from ewmtcnn import cli, params, paths
+from ewmtcnn.data import source
 
 
 def main(p: dict[str, Any]) -> None:
     source.fetch(
         params.get(p, "data.source", str),
         params.get(p, "data.sha256", (str, type(None))) or "",
-        layout.RAW,
+        paths.RAW,
         copy=os.environ.get(source.LOCAL_COPY),
     )
 

@@ -9,8 +9,11 @@ from typing import Any
 
 import pandas as pd
 
-from ewmtcnn import checkpoint, cli, dataset, folds, layout, report
-from ewmtcnn.atomic import write_csv, write_json, written
+from ewmtcnn import cli, paths
+from ewmtcnn.data import dataset, folds
+from ewmtcnn.evaluation import report
+from ewmtcnn.io import checkpoint
+from ewmtcnn.io.atomic import write_csv, write_json, written
 
 
 def _console(summary: dict[str, Any]) -> str:
@@ -27,25 +30,25 @@ def _console(summary: dict[str, Any]) -> str:
 def main(p: dict[str, Any]) -> None:
     repeats, count = folds.repeats(p), folds.count(p)
     trained = {
-        (repeat, fold): checkpoint.read_fold(layout.fold_dir(repeat, fold))
+        (repeat, fold): checkpoint.read_fold(paths.fold_dir(repeat, fold))
         for repeat in range(repeats)
         for fold in range(count)
     }
     report.check_folds(trained)
-    predictions = report.out_of_fold(trained, dataset.read_labels(layout.LABELS)["image"])
+    predictions = report.out_of_fold(trained, dataset.read_labels(paths.LABELS)["image"])
     summary, per_fold = report.metrics_report(trained, predictions)
     selection = report.selection_report(trained)
     curve = report.learning_curve(trained)
     confusion = report.confusion(predictions)
     prior = report.prior_png(list(trained.values()), report.emotions(predictions))
 
-    write_csv(predictions, layout.PREDICTIONS)
-    write_json(summary, layout.METRICS)
-    write_json(per_fold, layout.FOLD_METRICS)
-    write_json(selection, layout.SELECTION)
-    write_csv(curve, layout.LEARNING_CURVE)
-    write_csv(confusion, layout.CONFUSION)
-    with written(layout.PRIOR_PLOT) as tmp:
+    write_csv(predictions, paths.PREDICTIONS)
+    write_json(summary, paths.METRICS)
+    write_json(per_fold, paths.FOLD_METRICS)
+    write_json(selection, paths.SELECTION)
+    write_csv(curve, paths.LEARNING_CURVE)
+    write_csv(confusion, paths.CONFUSION)
+    with written(paths.PRIOR_PLOT) as tmp:
         tmp.write_bytes(prior)
     print(f"mean [95% interval] over {repeats} x {count} folds\n{_console(summary)}")
 

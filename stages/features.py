@@ -13,29 +13,32 @@ from typing import Any
 
 import numpy as np
 
-from ewmtcnn import backbones, cli, extraction, features, images, layout, params
-from ewmtcnn.atomic import written
+from ewmtcnn import cli, params, paths
+from ewmtcnn.data import images
+from ewmtcnn.features import extract, spec
+from ewmtcnn.io.atomic import written
+from ewmtcnn.model import backbones
 
 
 def main(p: dict[str, Any]) -> None:
-    how = extraction.extraction(p)
+    how = spec.extraction(p)
     backbone = how.sized(backbones.selected(p))
     pretrained = params.get(p, "model.pretrained", bool)
     weights = params.get(p, "model.weights", (str, type(None))) or None
-    store = images.open_store(layout.IMAGES)
+    store = images.open_store(paths.IMAGES)
     if params.get(p, "train.finetune", bool):
-        with written(layout.FEATURES) as tmp:
-            shutil.copyfile(layout.IMAGES, tmp)
-        print(f"fine-tuning: {layout.FEATURES} is the {store.shape} image store itself")
+        with written(paths.FEATURES) as tmp:
+            shutil.copyfile(paths.IMAGES, tmp)
+        print(f"fine-tuning: {paths.FEATURES} is the {store.shape} image store itself")
         return
     start = time.perf_counter()
-    made = features.extract(features.feature_backbone(backbone, pretrained, weights), store, backbone, how)
+    made = extract.extract(extract.feature_backbone(backbone, pretrained, weights), store, backbone, how)
     seconds = time.perf_counter() - start
-    with written(layout.FEATURES) as tmp:
+    with written(paths.FEATURES) as tmp:
         np.save(tmp, made)
     print(
         f"{made.shape[0]} images -> {made.shape[1]}-d {backbone.name} {how.layers} features of "
-        f"{'+'.join(how.views)} at {backbone.size} px in {layout.FEATURES}: {seconds:.0f} s, "
+        f"{'+'.join(how.views)} at {backbone.size} px in {paths.FEATURES}: {seconds:.0f} s, "
         f"{made.shape[0] / seconds:.1f} images/s"
     )
 

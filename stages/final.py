@@ -7,7 +7,10 @@ of the `evaluate` stage estimate how well this model does on new images.
 
 from typing import Any
 
-from ewmtcnn import checkpoint, cli, crossval, images, layout, variant
+from ewmtcnn import cli, paths
+from ewmtcnn.data import images
+from ewmtcnn.io import checkpoint
+from ewmtcnn.training import crossval, variant
 
 
 def main(p: dict[str, Any]) -> None:
@@ -31,12 +34,12 @@ def main(p: dict[str, Any]) -> None:
         history=history,
         settings=trained.choice,
     )
-    final.save(layout.FINAL)
+    final.save(paths.FINAL)
     last = history[-1]
     print(
         f"final model: {trained.images} images, {len(history)} epochs ({trained.choice['recipe']}, lr_head "
         f"{trained.choice['lr_head']:g}, weight_decay {trained.choice['weight_decay']:g}), last epoch's train acc "
-        f"{last['train_acc']:.3f}, train KL {last['train_kl']:.4f} -> {layout.FINAL}"
+        f"{last['train_acc']:.3f}, train KL {last['train_kl']:.4f} -> {paths.FINAL}"
     )
 
 

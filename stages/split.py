@@ -4,17 +4,18 @@ from typing import Any
 
 import pandas as pd
 
-from ewmtcnn import cli, dataset, folds, layout, params
-from ewmtcnn.atomic import write_csv
+from ewmtcnn import cli, params, paths
+from ewmtcnn.data import dataset, folds
+from ewmtcnn.io.atomic import write_csv
 
 
 def main(p: dict[str, Any]) -> None:
     label = params.choice(p, "data.label", dataset.LABELS)
     k, repeats = folds.count(p), folds.repeats(p)
     seed = params.seed(p, "split.seed")
-    labels = dataset.read_labels(layout.LABELS)
+    labels = dataset.read_labels(paths.LABELS)
     assignment = folds.assign(labels, label, k, seed, repeats)
-    write_csv(assignment, layout.FOLDS)
+    write_csv(assignment, paths.FOLDS)
     first = assignment[assignment["repeat"] == 0]
     print(f"{repeats} repeat(s) of {k} folds; images per class and fold in repeat 0:")
     print(pd.crosstab(labels[label], first["fold"].to_numpy()).to_string())

@@ -9,7 +9,8 @@ as within the all-folds run.
 import argparse
 from typing import Any
 
-from ewmtcnn import cli, crossval, variant
+from ewmtcnn import cli
+from ewmtcnn.training import crossval, variant
 
 
 def main(p: dict[str, Any]) -> None:

@@ -17,6 +17,23 @@ DVC = BIN / "dvc"
 STAGES = ("download", "preprocess", "split", "features", "train", "evaluate")
 DATA_STAGES = STAGES[:3]
 
+#: A small pipeline for the end-to-end tests: 224 px, random init, 2 repeats of 3 folds.
+PARAMS = dict(
+    data__sha256="",
+    data__label="dominant",
+    data__neutral="drop",
+    preprocess__size=224,
+    split__folds=3,
+    split__seed=0,
+    split__repeats=2,
+    model__pretrained=False,
+    train__epochs=3,
+    train__batch_size=8,
+    select__share=0.25,  # 6 inner-validation images of the 24 in a training set: one per class
+    select__epochs=4,
+    select__patience=2,
+)
+
 
 class Repo:
     """A temporary copy of the project's pipeline, with helpers to run git and dvc in it."""

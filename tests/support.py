@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from ewmtcnn import InputError
-from ewmtcnn.dataset import EMOTIONS, HEADER
+from ewmtcnn.data.dataset import EMOTIONS, HEADER
 
 REPO = Path(__file__).resolve().parents[1]
 

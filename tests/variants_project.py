@@ -1,5 +1,5 @@
-"""A throwaway DVC project holding the experiments of the variants tables (ewmtcnn.grid.GRIDS),
-built once per test session for the tests of ewmtcnn.experiments and ewmtcnn.table: its one stage
+"""A throwaway DVC project holding the experiments of the variants tables (ewmtcnn.study.grid.GRIDS),
+built once per test session for the tests of ewmtcnn.study.experiments and ewmtcnn.study.table: its one stage
 stands in for the pipeline (fast: no training) and writes metrics, chosen settings and repeated
 out-of-fold predictions that depend on the experiment, in the formats of the real evaluate stage."""
 
@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from dvcrepo import Repo
-from ewmtcnn import InputError, grid
-from ewmtcnn.grid import EXPERIMENTS, GRIDS, Arm, Experiment
-from ewmtcnn.table import markers
+from ewmtcnn import InputError
+from ewmtcnn.study import grid
+from ewmtcnn.study.grid import EXPERIMENTS, GRIDS, Arm, Experiment
+from ewmtcnn.study.table import markers
 from support import REPO
 
 FAKE_STAGE = '''
@@ -139,7 +140,7 @@ def _record_experiment(repo: Repo, baseline: str, experiment: Experiment) -> Non
 
 
 def _run_queue(repo: Repo) -> None:
-    """Run the queue as `python -m ewmtcnn.grid` does (`grid.wait`), in the repository's DVC
+    """Run the queue as `python -m ewmtcnn.study.grid` does (`grid.wait`), in the repository's DVC
     environment but without this venv on PATH: DVC's workers must come from `experiments.dvc`."""
     with pytest.MonkeyPatch.context() as patch, contextlib.chdir(repo.root):
         for name in set(os.environ) - set(repo.env):
@@ -193,10 +194,10 @@ def read_show(repo: Repo) -> list[dict[str, Any]]:
 
 
 def table_command(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m ewmtcnn.table` in the project, importing this checkout's package."""
+    """`python -m ewmtcnn.study.table` in the project, importing this checkout's package."""
     env = {**repo.env, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "ewmtcnn.table", *args],
+        [sys.executable, "-m", "ewmtcnn.study.table", *args],
         check=False,
         cwd=repo.root,
         env=env,

@@ -1,0 +1,236 @@
+"""The variants of the tables, and the folds of one variant, as Slurm jobs that share this
+repository's DVC cache (docs/machines.md).
+
+    python -m ewmtcnn.cluster.jobs grid [--tables ABCDE] [--no-wait]   # what `make table SCHEDULER=slurm` runs
+    python -m ewmtcnn.cluster.jobs folds [--no-wait]                   # this workspace's variant, a job per fold
+
+`grid` submits one array job, a task per experiment that has no usable run yet in `dvc exp show`
+(so a rerun resubmits only what is missing or failed), and a job that builds the README tables
+once every task has succeeded (`--dependency=afterok`). Each task clones this repository at
+HEAD with the workspace's changes (as DVC's own queue takes them along), points the clone at
+this repository's DVC cache, runs its experiment there (`dvc exp run -S ...`) and pushes it back
+here (`dvc exp push --no-cache origin`): outputs stay in the shared cache, whose run-cache also
+gives back whatever a killed task had finished. `folds` submits the train stage's folds as an
+array (`python -m stages.train --repeat R --fold K` into this workspace), then a job that
+records the stage (`dvc commit train`) and runs `evaluate`.
+
+Each submission has a folder under .slurm/ (git-ignored): tasks.json, logs/<job>_<task>.out,
+done/<task> (written by a task that succeeded), work/<task> (a task's clone, removed on success).
+The commands wait and report failed tasks with their variant, job id and log; `--no-wait`
+returns once submitted. sbatch options come from slurm.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ewmtcnn import InputError, cli, params, paths
+from ewmtcnn.cluster import slurm
+from ewmtcnn.data import folds
+from ewmtcnn.io.atomic import write_json, write_text
+from ewmtcnn.study import experiments, table
+from ewmtcnn.study.grid import GRIDS, chosen, experiments_of
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    return experiments.output(["git", *args], f"`git {' '.join(args)}`", cwd=cwd)
+
+
+def _job(*args: str) -> list[str]:
+    """A command that a job runs: this module, with this interpreter (on the shared file system)."""
+    return [sys.executable, "-m", "ewmtcnn.cluster.jobs", *args]
+
+
+# --- the grid --------------------------------------------------------------------------------
+
+
+def submit_grid(tables: str, config: Path, wait: bool) -> None:
+    """Submit the experiments of `tables` that have no usable run yet, then the tables' job."""
+    grids = chosen(tables)
+    flags = slurm.options(config)
+    slurm.check()
+    frame = experiments.experiments(experiments.exp_show(None))
+    missing = [e for e in experiments_of(grids) if not experiments.present(frame, e)]
+    if not missing:
+        print(f"every experiment of tables {tables} has run; building the tables")
+        table.main(["--tables", tables])
+        return
+    run = slurm.folder("grid")
+    (run / "workspace.patch").write_bytes(_git("diff", "--binary", "HEAD").encode())
+    tasks = [{"label": f"{e.grid.name} {e.arm.label}", "overrides": e.overrides()} for e in missing]
+    write_json({"baseline": _git("rev-parse", "HEAD").strip(), "tasks": tasks}, run / "tasks.json")
+    indices = list(range(len(tasks)))
+    array = slurm.submit(
+        _job("task", str(run)), name="ewmtcnn-grid", log=run / "logs" / "%A_%a.out", flags=flags, array=indices
+    )
+    final = slurm.submit(
+        _job("tables", str(run), "--tables", tables),
+        name="ewmtcnn-tables",
+        log=run / "logs" / "%j.out",
+        flags=flags,
+        after=array,
+    )
+    print(
+        f"submitted {len(tasks)} of {len(experiments_of(grids))} experiments as job {array}, the tables as job {final}"
+    )
+    if wait:
+        slurm.wait_tasks(array, run, [task["label"] for task in tasks], indices, dependent=final)
+        slurm.wait_final(final, run, "the tables")
+
+
+def run_task(run: Path) -> None:
+    """One array task of `grid`: its experiment in a clone of its own, pushed back to this repository."""
+    index, job = int(os.environ["SLURM_ARRAY_TASK_ID"]), os.environ["SLURM_ARRAY_JOB_ID"]
+    spec = slurm.read_tasks(run)
+    task = spec["tasks"][index]
+    repo, work = Path.cwd(), run / "work" / str(index)
+    cache = experiments.dvc("cache", "dir").strip()
+    shutil.rmtree(work, ignore_errors=True)
+    _git("clone", "--quiet", "--no-checkout", str(repo), str(work))
+    _git("checkout", "--quiet", "--detach", spec["baseline"], cwd=work)
+    for key in ("user.name", "user.email"):  # the experiment's commit is the submitter's, whatever the node says
+        value = subprocess.run(["git", "config", "--get", key], check=False, capture_output=True, text=True).stdout
+        if value.strip():
+            _git("config", key, value.strip(), cwd=work)
+    if (run / "workspace.patch").stat().st_size:
+        _git("apply", "--binary", str(run / "workspace.patch"), cwd=work)
+    name = f"slurm-{job}-{index}"
+    with contextlib.chdir(work):
+        experiments.dvc("cache", "dir", "--local", cache)
+        experiments.dvc("config", "--local", "cache.shared", "group")
+        experiments.dvc("checkout", "--allow-missing", "--quiet")
+        print(f"{task['label']}: dvc exp run {' '.join(task['overrides'])}", flush=True)
+        print(
+            experiments.dvc(
+                "exp", "run", "--name", name, *(a for o in task["overrides"] for a in ("-S", o)), experiments.TARGET
+            )
+        )
+        experiments.dvc("exp", "push", "--no-cache", "origin", name)
+    write_text(name + "\n", run / "done" / str(index))
+    shutil.rmtree(work)
+
+
+def build_tables(run: Path, tables: str) -> None:
+    """The job after every task of `grid`: the README tables, as `python -m ewmtcnn.study.table` builds them."""
+    table.main(["--tables", tables])
+    write_text("tables\n", run / "done" / "final")
+
+
+# --- the folds of one variant ------------------------------------------------------------------
+
+
+#: What the code of the stages is: a change here (or to HEAD, or to params.yaml) makes other folds.
+CODE = ("ewmtcnn", "stages", "dvc.yaml")
+
+
+def _fingerprint() -> str:
+    """What the folds depend on, as one key: HEAD, the workspace's changes to the code, params.yaml
+    (the data follow from them; outputs such as the metrics are left out)."""
+    code = _git("diff", "--binary", "HEAD", "--", *CODE)
+    parts = (_git("rev-parse", "HEAD"), code, paths.PARAMS.read_text(encoding="utf-8"))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
+def submit_folds(config: Path, wait: bool) -> None:
+    """Submit the folds of this workspace's variant that have not yet succeeded for these params
+    and code, then the job that records the stage and evaluates."""
+    flags = slurm.options(config)
+    slurm.check()
+    p = params.load()
+    repeats, count = folds.repeats(p), folds.count(p)
+    key = _fingerprint()
+    fresh = not (slurm.RUNS / f"folds-{key}").exists()
+    run = slurm.folder("folds", key)
+    if fresh:  # folds of other params or code must not be recorded beside these
+        shutil.rmtree(paths.TRAINED, ignore_errors=True)
+    pairs = [(r, k) for r in range(repeats) for k in range(count)]
+    todo = [i for i in range(len(pairs)) if not (run / "done" / str(i)).exists()]
+    if not todo:
+        print("every fold has trained; recording the stage")
+    (run / "done" / "final").unlink(missing_ok=True)
+    write_json({"pairs": pairs}, run / "tasks.json")
+    prepare = slurm.submit(
+        [sys.executable, "-m", "dvc", "repro", "split", "features"],
+        name="ewmtcnn-upstream",
+        log=run / "logs" / "%j.out",
+        flags=flags,
+    )
+    array = None
+    if todo:
+        array = slurm.submit(
+            _job("fold", str(run)),
+            name="ewmtcnn-folds",
+            log=run / "logs" / "%A_%a.out",
+            flags=flags,
+            array=todo,
+            after=prepare,
+        )
+    final = slurm.submit(
+        _job("record", str(run)),
+        name="ewmtcnn-record",
+        log=run / "logs" / "%j.out",
+        flags=flags,
+        after=array or prepare,
+    )
+    print(f"submitted {len(todo)} of {len(pairs)} folds as job {array}, recording and evaluate as job {final}")
+    if wait:
+        if array is not None:
+            labels = [f"repeat {r} fold {k}" for r, k in pairs]
+            slurm.wait_tasks(array, run, labels, todo, dependent=final)
+        slurm.wait_final(final, run, "recording the train stage and evaluate")
+
+
+def run_fold(run: Path) -> None:
+    """One array task of `folds`: the train stage's fold, into this workspace."""
+    index = int(os.environ["SLURM_ARRAY_TASK_ID"])
+    repeat, fold = slurm.read_tasks(run)["pairs"][index]
+    args = ["--repeat", str(repeat), "--fold", str(fold)]
+    if subprocess.run([sys.executable, "-m", "stages.train", *args], check=False).returncode != 0:
+        raise InputError(f"python -m stages.train {' '.join(args)} failed (its error is above)")
+    write_text(f"repeat {repeat} fold {fold}\n", run / "done" / str(index))
+
+
+def record(run: Path) -> None:
+    """The job after every fold: the train stage recorded as run (`dvc commit`), then `evaluate`."""
+    experiments.dvc("commit", "--force", "train")
+    print(experiments.dvc("repro", "evaluate"))
+    write_text("recorded\n", run / "done" / "final")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ewmtcnn.cluster.jobs", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    grid = commands.add_parser("grid", help="the variants of the tables as an array job, then the tables")
+    grid.add_argument("--tables", default="".join(g.name for g in GRIDS))
+    folds_ = commands.add_parser("folds", help="this workspace's variant, a job per fold, then evaluate")
+    for command in (grid, folds_):
+        command.add_argument("--config", type=Path, default=slurm.CONFIG, help="sbatch options (slurm.yaml)")
+        command.add_argument("--no-wait", action="store_true", help="return once submitted")
+    for name in ("task", "tables", "fold", "record"):  # what the jobs run
+        job = commands.add_parser(name, help=argparse.SUPPRESS)
+        job.add_argument("run", type=Path)
+        if name == "tables":
+            job.add_argument("--tables", required=True)
+    args = parser.parse_args(argv)
+    actions: dict[str, Any] = {
+        "grid": lambda: submit_grid(args.tables, args.config, not args.no_wait),
+        "folds": lambda: submit_folds(args.config, not args.no_wait),
+        "task": lambda: run_task(args.run),
+        "tables": lambda: build_tables(args.run, args.tables),
+        "fold": lambda: run_fold(args.run),
+        "record": lambda: record(args.run),
+    }
+    actions[args.command]()
+
+
+if __name__ == "__main__":
+    cli.run(main)

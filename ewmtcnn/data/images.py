@@ -1,0 +1,192 @@
+"""Decoding Emotion6's JPEGs once into a square uint8 store that training memory-maps.
+
+The public reimplementation decodes every JPEG again in every epoch; here each image is
+decoded once, resized and centre-cropped, and kept as one (N, 3, S, S) uint8 `.npy` array.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from ewmtcnn import InputError, params
+from ewmtcnn.data.dataset import GROUND_TRUTH, IMAGE_DIR, problems_error
+from ewmtcnn.io.atomic import written
+from ewmtcnn.io.safe_load import read_array
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Emotion6's largest image is 640x480 (0.3 megapixels); a photo from a 40-megapixel camera still
+# passes. Above this an image is refused before its pixels are decoded (a 12000x12000 one would
+# take 2 GB for nothing), also below Pillow's own decompression-bomb limit of ~89 megapixels.
+MAX_PIXELS = 40_000_000
+# Room left on the disk beside the image store, for the labels table and whatever else writes there.
+DISK_MARGIN = 100 * 1024**2
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+#: The largest store side accepted: 1980 images of 1024 px already take 6.2 GB, and no
+#: backbone here reads inputs of more than about 500 px.
+MAX_SIZE = 1024
+
+
+def store_size(p: Mapping[str, Any], smallest: int) -> int:
+    """`preprocess.size`, checked: at least the backbone's input side `smallest`, at most MAX_SIZE."""
+    return params.integer(p, "preprocess.size", smallest, MAX_SIZE)
+
+
+def workers() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool-worker initializer (Linux): get SIGKILL when the process that forked this worker dies.
+
+    Otherwise a SIGKILLed stage leaves its workers waiting on the task queue for ever. If the
+    parent died before the request took effect, the worker has been re-parented: exit at once.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _pool_options() -> dict[str, Any]:
+    """Linux: fork (its default before Python 3.14), so that each worker's parent is this process,
+    as `_die_with_parent` checks. Elsewhere there is no parent-death signal: workers of a killed
+    stage stay until they are killed by hand (an ordinary exit or Ctrl-C stops them)."""
+    if sys.platform != "linux":
+        return {}
+    return {
+        "mp_context": multiprocessing.get_context("fork"),
+        "initializer": _die_with_parent,
+        "initargs": (os.getpid(),),
+    }
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], desc: str) -> Iterator[R]:
+    """`map` over all cores, in order, with a progress bar; the workers die with this process."""
+    with ProcessPoolExecutor(max_workers=min(workers(), max(1, len(items))), **_pool_options()) as pool:
+        yield from tqdm(pool.map(fn, items, chunksize=8), total=len(items), desc=desc, unit="img")
+
+
+def _too_large(path: Path, detail: str) -> InputError:
+    """One message for our limit and Pillow's."""
+    return InputError(f"{path}: image too large ({detail}); at most {MAX_PIXELS / 1e6:g} megapixels are decoded")
+
+
+def decode(path: Path) -> Image.Image:
+    """The image at `path` as RGB; a missing, truncated, oversized or non-image file is an InputError.
+
+    The size comes from the header, which `Image.open` reads alone: an oversized image is
+    refused before any memory is allocated for its pixels.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise _too_large(path, f"{width}x{height} = {width * height / 1e6:.1f} megapixels")
+                image.load()  # a truncated file fails here, not at open
+                return image.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(f"{path}: image not found") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        # Pillow's own limit, checked inside Image.open before this function sees the size;
+        # its message gives the pixel count ("Image size (144000000 pixels) exceeds limit ...").
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(path, f"{int(pixels[1]) / 1e6:.1f} megapixels" if pixels else str(e)) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        # Pillow reports unreadable data as OSError, and some corrupt headers as SyntaxError.
+        raise InputError(f"{path}: cannot be decoded as an image ({e})") from None
+
+
+def image_problem(path: Path) -> str | None:
+    """Why `path` is not a usable image, or None."""
+    try:
+        decode(path)
+    except InputError as e:
+        return str(e)
+    return None
+
+
+def check_images(root: Path, images: Iterable[str], lines: dict[str, int]) -> None:
+    """Decode every listed image under `root/images`; report all failures with their table lines."""
+    images = list(images)
+    paths = [root / IMAGE_DIR / name for name in images]
+    problems = [
+        f"{root / GROUND_TRUTH}:{lines[name]}: {problem}"
+        for name, problem in zip(images, parallel_map(image_problem, paths, "checking images"), strict=True)
+        if problem is not None
+    ]
+    if problems:
+        raise problems_error(problems, f"{root}: images listed in ground_truth.txt are unusable")
+
+
+def square(path: Path, size: int) -> np.ndarray:
+    """Decode, resize the shorter side to `size` (antialiased) and centre-crop: (3, size, size) uint8.
+
+    `ImageOps.fit` crops to the square first and then resizes with Pillow's antialiasing
+    filter, which equals resize-then-crop up to sub-pixel rounding.
+    """
+    image = ImageOps.fit(decode(path), (size, size), method=Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:,.1f} MiB"
+
+
+def check_disk_space(out: Path, needed: int) -> None:
+    """Refuse to start a `needed`-byte file at `out` on a disk without room for it (and DISK_MARGIN).
+
+    The store is a memory-mapped file, created sparse: a full disk would otherwise show up
+    only mid-way, as a crash (SIGBUS) when a page of it is written.
+    """
+    folder = next(p for p in (out.parent, *out.parent.parents) if p.exists())  # `out`'s may not exist yet
+    free = shutil.disk_usage(folder).free
+    if needed + DISK_MARGIN > free:
+        raise InputError(
+            f"{out}: needs {_mib(needed)} (plus {_mib(DISK_MARGIN)} to spare), but only {_mib(free)} "
+            f"are free on the disk of {folder}; free some space or lower preprocess.size"
+        )
+
+
+def write_store(root: Path, images: Sequence[str], size: int, out: Path) -> None:
+    """Decode `root/images/<image>` for every image into one (N, 3, size, size) uint8 `.npy`."""
+    check_disk_space(out, len(images) * 3 * size * size)
+    with written(out) as tmp:
+        store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), 3, size, size))
+        paths = [root / IMAGE_DIR / name for name in images]
+        for i, array in enumerate(parallel_map(partial(square, size=size), paths, "decoding images")):
+            store[i] = array
+        store.flush()
+        del store
+
+
+def open_store(path: Path) -> np.ndarray:
+    """The preprocessed images, memory-mapped read-only: (N, 3, S, S) uint8."""
+    what, hint = "the preprocessed image store, (N, 3, S, S) uint8", "rerun `dvc repro preprocess`"
+    store = read_array(path, what, hint, dtype=np.dtype(np.uint8), ndim=4)
+    if store.shape[1] != 3 or store.shape[2] != store.shape[3]:
+        raise InputError(f"{path}: shape {store.shape} is not (N, 3, S, S) (expected {what}); {hint}")
+    return store

@@ -1,0 +1,173 @@
+"""The columns of the README's variants tables: each computes its cell from a `Row`, so a table's
+header and its cells come from one place and cannot disagree; the score columns come from one
+list, `metrics.SCORES`, the scores of metrics/metrics.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+import pandas as pd
+
+from ewmtcnn.evaluation import metrics
+from ewmtcnn.evaluation.resampling import Corrected
+from ewmtcnn.study import experiments
+from ewmtcnn.study.grid import Arm
+from ewmtcnn.study.paired import Comparison
+from ewmtcnn.study.published import REIMPLEMENTATION_CLASSES, Published
+
+#: A score's figures: its `mean`, `ci_low` and `ci_high` (and `std`) over the held-out folds.
+Stats = Mapping[str, float]
+#: Decimals of a score's cells where the default 3 would hide the differences between arms.
+DIGITS: dict[str, int] = {"kl": 4}
+HEADERS: dict[str, str] = {"acc": "acc", "balanced_acc": "balanced acc", "macro_f1": "macro-F1", "kl": "KL"}
+#: The trivial baselines of metrics.json, as their rows are named.
+TRIVIAL: dict[str, str] = {"mean": "baseline: mean distribution", "majority": "baseline: majority class"}
+
+
+class Row(NamedTuple):
+    """What one row's cells are computed from; what a row does not have shows as `-`."""
+
+    names: tuple[str, str, str]  # the init, freeze and head cells
+    test: Mapping[str, Stats]  # score -> its held-out figures
+    train: Mapping[str, Stats]  # score -> its figures in place on the training folds
+    comparison: Comparison | None = None  # against `none`
+    selection: Mapping[str, Stats] | None = None  # the chosen settings: median, min, max
+    published: Published | None = None  # the reimplementation's figures
+    settings: str = "-"  # the arm's own params besides its prior and head
+    labels: Mapping[str, str] = {}  # what a row is, by column (table F)
+
+
+class Column(NamedTuple):
+    """One column of a table: its header, and its cell of each row."""
+
+    name: str
+    cell: Callable[[Row], str]
+
+
+def _section(experiment: pd.Series, prefix: str) -> dict[str, dict[str, float]]:
+    """The scores of one section of an experiment's metrics.json (`test`, `baselines.mean`, ...)."""
+    return {
+        score: {stat: float(experiment[f"{prefix}.{score}.{stat}"]) for stat in ("mean", "ci_low", "ci_high")}
+        for score in metrics.SCORES
+        if pd.notna(experiment.get(f"{prefix}.{score}.mean"))
+    }
+
+
+def _interval(stats: Stats | None, digits: int, sign: str = "") -> str:
+    if stats is None:
+        return "-"
+    if "ci_low" not in stats:  # a published figure, with the two decimals it was published with
+        return f"{stats['mean']:.2f}"
+    return f"{stats['mean']:{sign}.{digits}f} [{stats['ci_low']:{sign}.{digits}f}, {stats['ci_high']:{sign}.{digits}f}]"
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _compared(name: str, cell: Callable[[Comparison], str]) -> Column:
+    """A column of the comparison with `none`: `-` in rows without one."""
+    return Column(name, lambda row: "-" if row.comparison is None else cell(row.comparison))
+
+
+def _difference(corrected: Corrected, digits: int) -> str:
+    return _interval({"mean": corrected.mean, "ci_low": corrected.low, "ci_high": corrected.high}, digits, "+")
+
+
+def _chosen(name: str) -> Column:
+    def cell(row: Row) -> str:
+        if row.selection is None:
+            return "-"
+        s = row.selection[name]
+        return f"{s['median']:g} [{s['min']:g}–{s['max']:g}]"
+
+    return Column(f"{name} chosen", cell)
+
+
+def _names() -> list[Column]:
+    return [Column(header, lambda row, i=i: row.names[i]) for i, header in enumerate(("init", "freeze", "head"))]
+
+
+def _score(score: str, prefix: str = "") -> Column:
+    """A held-out score: mean [interval]."""
+    header = prefix + HEADERS.get(score, score.capitalize())
+    return Column(header, lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
+
+
+def comparison_columns(selected: bool, settings: bool = False) -> list[Column]:
+    """Tables A, B and D: every held-out score, the comparison with `none`, the arms' own params
+    (`settings`) and (`selected`) the chosen settings."""
+    return [
+        *_names(),
+        *([Column("params", lambda row: row.settings)] if settings else []),
+        *(_score(score) for score in metrics.SCORES),
+        _compared("ΔKL vs none", lambda c: _difference(c.paired.kl, 4)),
+        _compared("median ΔKL", lambda c: f"{c.paired.kl_median:+.4f}"),
+        _compared("images improved (KL)", lambda c: f"{100 * c.paired.kl_improved:.1f}%"),
+        _compared("p KL (Holm)", lambda c: _p(c.kl_p_holm)),
+        _compared("Δacc vs none", lambda c: _difference(c.paired.acc, 3)),
+        _compared("p acc (Holm)", lambda c: _p(c.acc_p_holm)),
+        _compared("prior for KL", lambda c: c.kl_verdict),
+        _compared("prior for acc", lambda c: c.acc_verdict),
+        *(_chosen(name) for name in experiments.SELECTED if selected),
+    ]
+
+
+def reimplementation_columns() -> list[Column]:
+    """Table C: in-place training figures beside the reimplementation's, and the held-out ones."""
+    classes = REIMPLEMENTATION_CLASSES
+    return [
+        *_names(),
+        Column("train acc (in place)", lambda row: f"{100 * row.train['acc']['mean']:.1f}%"),
+        Column("reimpl. train acc", lambda row: f"{row.published.acc_percent:.3f}%"),
+        Column(f"train KL / {classes} (in place)", lambda row: f"{row.train['kl']['mean'] / classes:.4f}"),
+        Column(f"reimpl. train KL / {classes}", lambda row: f"{row.published.kl_per_class:.7f}"),
+        _score("acc", "test "),
+        _score("kl", "test "),
+    ]
+
+
+#: Table E's scores: those the published methods report, then the classification ones.
+PUBLISHED_SCORES: tuple[str, ...] = ("kl", "chebyshev", "cosine", "intersection", "acc", "balanced_acc")
+
+
+def published_columns() -> list[Column]:
+    """Table E: what a row is and on which protocol, then the scores that the published figures report."""
+    return [
+        Column("method", lambda row: row.names[0]),
+        Column("protocol", lambda row: row.names[1]),
+        *(_score(score) for score in PUBLISHED_SCORES),
+    ]
+
+
+#: Table F's columns that say what a row is.
+FEATURE_LABELS: tuple[str, ...] = ("backbone", "layers", "views", "store px", "emotions")
+
+
+def features_columns() -> list[Column]:
+    """Table F: what each configuration is, then the published methods' scores and the classification ones."""
+    return [
+        *(Column(name, lambda row, name=name: row.labels.get(name, "-")) for name in FEATURE_LABELS),
+        *(_score(score) for score in PUBLISHED_SCORES),
+    ]
+
+
+def arm_row(arm: Arm, experiment: pd.Series, **extra: object) -> Row:
+    """An arm's row, from its experiment's params and metrics (`experiments.grid_rows`)."""
+    names = (arm.init, arm.mode or "-", arm.head or "-")
+    settings = ", ".join(f"{param} {value}" for param, value in arm.settings) or "-"
+    return Row(names, _section(experiment, "test"), _section(experiment, "train"), settings=settings, **extra)
+
+
+def baseline_rows(experiment: pd.Series) -> list[Row]:
+    """The trivial baselines that an experiment's metrics.json reports, a row each."""
+    return [Row((name, "-", "-"), _section(experiment, f"baselines.{key}"), {}) for key, name in TRIVIAL.items()]
+
+
+def markdown(caption: str, table: Sequence[Column], rows: Sequence[Row]) -> str:
+    """A caption and a markdown table."""
+    lines = ["| " + " | ".join(column.name for column in table) + " |", "|" + "---|" * len(table)]
+    lines += ["| " + " | ".join(column.cell(row) for column in table) + " |" for row in rows]
+    return "\n".join([caption, "", *lines])

@@ -1,0 +1,246 @@
+"""`python -m ewmtcnn.study.table`: the README's tables of the prior variants, and their chart.
+
+Run from the repository root after the experiments of the grids have run (`python -m ewmtcnn.study.grid`).
+It reads `dvc exp show --json`, picks each (grid, arm)'s newest experiment, tests every arm of
+tables A, B and D against the table's first arm (`none`) on their out-of-fold predictions, writes
+the chart, replaces the README text between each table's markers, and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ewmtcnn import InputError, cli
+from ewmtcnn.io.atomic import write_text
+from ewmtcnn.study import chart, experiments, paired
+from ewmtcnn.study.columns import (
+    Row,
+    Stats,
+    arm_row,
+    baseline_rows,
+    comparison_columns,
+    features_columns,
+    markdown,
+    published_columns,
+    reimplementation_columns,
+)
+from ewmtcnn.study.grid import ALL, ARMS, BASELINE, GRIDS, Arm, Grid, chosen
+from ewmtcnn.study.paired import Comparison
+from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
+
+#: The `fixed` recipe's settings, as a caption names them.
+FIXED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
+INTERVALS = "95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The README lines between which table `name` goes."""
+    return f"<!-- table-{name}:start -->", f"<!-- table-{name}:end -->"
+
+
+def _network(row: pd.Series) -> str:
+    weights = "ImageNet weights" if row["model.pretrained"] else "random init"
+    mode = "fine-tuned end to end" if row["train.finetune"] else "frozen features, head trained"
+    return f"{row['model.backbone']} ({weights}), {mode}"
+
+
+def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
+    """The training recipe's settings; those of `varied` are the rows' own."""
+    if row["train.recipe"] == "selected":
+        return (
+            f"epochs (early stopping on KL, at most {row['select.epochs']}), lr_head and weight_decay chosen per "
+            f"training fold on a stratified inner validation split of {row['select.share']:.0%} of it"
+        )
+    given = {name: "as in each row" if f"train.{name}" in varied else row[f"train.{name}"] for name in FIXED}
+    return f"{given['epochs']} epochs, lr_head {given['lr_head']}, weight_decay {given['weight_decay']}"
+
+
+def _split(row: pd.Series) -> str:
+    first, repeats, folds = row["split.seed"], row["split.repeats"], row["split.folds"]
+    if repeats == 1:
+        return f"{folds}-fold cross-validation (split seed {first})"
+    return f"{repeats} repeats of {folds}-fold cross-validation (split seeds {first} to {first + repeats - 1})"
+
+
+def setting(rows: pd.DataFrame, images: int, varied: Collection[str] = ()) -> str:
+    """The setting all rows share, read from their params; those of `varied` are the rows' own."""
+    row = rows.iloc[0]
+    emotions = "7 emotions (neutral kept)" if row["data.neutral"] == "keep" else "6 emotions (neutral dropped)"
+    return (
+        f"Emotion6, {images} images, {emotions}, class label `{row['data.label']}`; "
+        f"{_network(row)}; {_recipe(row, varied)}; {_split(row)}."
+    )
+
+
+def comparison_table(
+    grid: Grid, rows: pd.DataFrame, compared: Mapping[Arm, Comparison], selections: Mapping[Arm, Mapping[str, Stats]]
+) -> str:
+    """Table A, B or D: the arms against the first (`compared`), then, when that is `none` as the
+    default params have it, the trivial baselines of its experiment."""
+    pairs = next(iter(compared.values())).paired
+    first = grid.arms[0]
+    table_rows = [
+        arm_row(arm, rows.loc[arm.label], comparison=compared.get(arm), selection=selections.get(arm))
+        for arm in grid.arms
+    ]
+    if first == BASELINE:
+        table_rows += baseline_rows(rows.loc[first.label])
+    varied = {param for arm in grid.arms for param, _ in arm.settings}
+    caption = (
+        f"**Table {grid.name}: {grid.title}.** {setting(rows, pairs.images, varied)} Scores on the held-out folds: "
+        f"mean over the {pairs.repeats} × {pairs.folds} folds [{INTERVALS}, which allow for the overlap of the "
+        f"training sets]. Δ: arm − {first.label} on the same test images, mean over the folds [95% interval]; p: "
+        f"the two-sided corrected resampled t-test of that mean, Holm-adjusted over the {len(compared)} arms per "
+        f"measure; helps / hurts at α = {paired.ALPHA} on the adjusted p. Median ΔKL and images improved: "
+        "per image, averaged over the repeats (not tested)."
+    )
+    if first == BASELINE:
+        caption += (
+            " Baselines, from each training set: its mean distribution for every image, and its most common class "
+            "(one-hot: infinite KL, so classification scores only)."
+        )
+    if selections:
+        caption += (
+            f" Chosen: median [min–max] over the {pairs.repeats * pairs.folds} training folds of the "
+            "settings picked on their inner validation split."
+        )
+    return markdown(caption, comparison_columns(bool(selections), bool(varied)), table_rows)
+
+
+def reimplementation_table(grid: Grid, rows: pd.DataFrame, images: int) -> str:
+    """Table C: the reimplementation's setting, with its published training-set figures."""
+    table_rows = [
+        arm_row(arm, rows.loc[arm.label], published=REIMPLEMENTATION[(arm.init, arm.freeze)]) for arm in grid.arms
+    ]
+    none = rows.loc[BASELINE.label]
+    finetune = "" if none["train.finetune"] else ", and it is not fine-tuned here"
+    caption = (
+        f"**Table {grid.name}: {grid.title}.** {setting(rows, images)} Train: in place on the training folds, "
+        f"mean over the folds, as the reimplementation measured (its KL is averaged over the "
+        f"{REIMPLEMENTATION_CLASSES} emotions, so ours, summed, is divided by {REIMPLEMENTATION_CLASSES}); "
+        f"test: on the held-out folds, mean [{INTERVALS}]. Comparable in ordering only: "
+        f"{none['model.backbone']} is not the reimplementation's backbone{finetune}."
+    )
+    return markdown(caption, reimplementation_columns(), table_rows)
+
+
+def replace_block(readme: str, name: str, block: str) -> str:
+    """The README with the text between table `name`'s markers replaced by `block`."""
+    start, end = markers(name)
+    if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
+        raise InputError(f"the README needs one {start} line followed by one {end} line")
+    head, rest = readme.split(start)
+    tail = rest.split(end)[1]
+    return f"{head}{start}\n{block}\n{end}{tail}"
+
+
+def published_table(grid: Grid, rows: pd.DataFrame) -> str:
+    """Table E: other methods' published held-out figures, then the arms' with their intervals."""
+    table_rows = [
+        Row((f"{p.method} ({p.venue}), {p.network}", f"{p.split}, 7 emotions", "-"), p.scores(), {}) for p in HELD_OUT
+    ]
+    for arm in grid.arms:
+        row = rows.loc[arm.label]
+        emotions = "7 emotions" if row["data.neutral"] == "keep" else "6 emotions"
+        protocol = f"{row['split.repeats']} × {row['split.folds']}-fold CV, {emotions}, label `{row['data.label']}`"
+        method = f"ours: {' '.join(filter(None, (arm.init, arm.mode, arm.head)))}, frozen {row['model.backbone']}"
+        table_rows.append(arm_row(arm, row)._replace(names=(method, protocol, "-")))
+    first = rows.iloc[0]
+    caption = (
+        f"**Table {grid.name}: {grid.title}.** Ours: {_network(first)}; {_recipe(first)}; {_split(first)}; "
+        f"scores on the held-out folds, mean [{INTERVALS}]. The published figures are each from one split, on "
+        "which StyleEDL also picked its epoch (its training log scores the test set every epoch)."
+    )
+    return markdown(caption, published_columns(), table_rows)
+
+
+def features_table(grid: Grid, rows: pd.DataFrame) -> str:
+    """Table F: the published seven-emotion figures, then each frozen-feature configuration."""
+    table_rows = [
+        Row(("-",) * 3, p.scores(), {}, labels={"backbone": f"{p.method} ({p.venue}), {p.network}", "emotions": "7"})
+        for p in HELD_OUT
+    ]
+    for arm in grid.arms:
+        row = rows.loc[arm.label]
+        labels = {
+            "backbone": row["model.backbone"],
+            "layers": row["features.layers"],
+            "views": " + ".join(row["features.views"]),
+            "store px": str(row["preprocess.size"]),
+            "emotions": "7" if row["data.neutral"] == "keep" else "6",
+        }
+        table_rows.append(arm_row(arm, row)._replace(labels=labels))
+    first = rows.iloc[0]
+    caption = (
+        f"**Table {grid.name}: {grid.title}.** Emotion6, class label `{first['data.label']}`; the wheel prior "
+        f"frozen after the FC layer, frozen ImageNet features (each backbone at its native input side); "
+        f"{_recipe(first)}; {_split(first)}; scores on the held-out folds, mean [{INTERVALS}]. Published: "
+        "fine-tuned networks, one split each, seven emotions (StyleEDL picked its epoch on its test set)."
+    )
+    return markdown(caption, features_columns(), table_rows)
+
+
+def tables(frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
+    """Each grid's table text, and the rows of the charted tables (those of all the arms), by grid name."""
+    texts, charted = {}, {}
+    for grid in grids:
+        rows = experiments.grid_rows(frame, grid)
+        if grid.kind == "features":
+            texts[grid.name] = features_table(grid, rows)
+            continue
+        if grid.kind == "reimplementation":
+            images = experiments.predictions(rows.iloc[0])["image"].nunique()
+            texts[grid.name] = reimplementation_table(grid, rows, images)
+            continue
+        if grid.kind == "published":
+            texts[grid.name] = published_table(grid, rows)
+            continue
+        compared = paired.compare(
+            {arm: experiments.predictions(rows.loc[arm.label]) for arm in grid.arms}, grid.arms[0]
+        )
+        selected = rows.iloc[0]["train.recipe"] == "selected"
+        selections = {arm: experiments.selection(rows.loc[arm.label]) for arm in grid.arms if selected}
+        texts[grid.name] = comparison_table(grid, rows, compared, selections)
+        if grid.arms == ARMS:
+            charted[f"Table {grid.name}: {grid.title}"] = rows
+    return texts, charted
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m ewmtcnn.study.table",
+        description="Compare the prior-layer variants of `dvc exp show`: README tables, chart, tests against none.",
+    )
+    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="file with the table markers")
+    parser.add_argument("--plot", type=Path, default=Path("plots/variants.png"), help="the comparison chart (PNG)")
+    parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` instead of running it")
+    parser.add_argument(
+        "--tables", default="".join(grid.name for grid in GRIDS), help=f"the tables to write, of {''.join(ALL)}"
+    )
+    args = parser.parse_args(argv)
+    grids = chosen(args.tables)
+    try:
+        readme = args.readme.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{args.readme}: {e.strerror}") from None
+    for grid in grids:
+        replace_block(readme, grid.name, "")  # missing markers fail before the slow part
+    frame = experiments.experiments(experiments.exp_show(args.show_json))
+    for skipped in frame[frame["error"].notna()].itertuples():
+        print(f"skipped experiment {skipped.name} ({skipped.rev[:7]}): {skipped.error}", file=sys.stderr)
+    texts, charted = tables(frame, grids)
+    if charted:
+        chart.plot(charted, ARMS, args.plot)
+    for name, text in texts.items():
+        readme = replace_block(readme, name, text)
+    write_text(readme, args.readme)
+    print("\n\n".join(texts.values()))
+
+
+if __name__ == "__main__":
+    cli.run(main)

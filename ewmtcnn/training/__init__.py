@@ -1,0 +1,4 @@
+"""Training the variant: its inputs, the loop, the batched head trainer, the recipes, cross-validation.
+
+- May import `ewmtcnn.features`, `ewmtcnn.evaluation` and below.
+"""

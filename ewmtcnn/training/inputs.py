@@ -1,0 +1,103 @@
+"""What training reads for every image: its target distribution, its class, and the network's input.
+
+The input is the features stage's output: pooled backbone features computed once (the default,
+the backbone frozen), or, when fine-tuning, the uint8 image store itself, from which random
+views are drawn every epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ewmtcnn import InputError, paths
+from ewmtcnn.data import augment, dataset, images
+from ewmtcnn.data.dataset import EMOTIONS
+from ewmtcnn.io import safe_load
+from ewmtcnn.model.backbones import Backbone
+from ewmtcnn.training.variant import Variant, outputs
+
+
+def distributions(labels: pd.DataFrame, neutral: str) -> np.ndarray:
+    """Target distributions (N, c): the six emotions renormalised, or all seven."""
+    probs = labels[list(outputs(neutral))].to_numpy(dtype=np.float64)
+    total = probs.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        empty = labels.loc[total[:, 0] <= 0, "image"].tolist()
+        raise InputError(
+            f"{len(empty)} image(s) have no emotion votes, only neutral, so data.neutral: drop "
+            f"leaves no distribution: {', '.join(empty[:5])}; use data.neutral: keep"
+        )
+    return probs / total
+
+
+class Inputs(Protocol):
+    """What the network reads for a set of images: cached features or image views."""
+
+    def train(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor: ...
+
+    def test(self, indices: np.ndarray) -> torch.Tensor: ...
+
+
+@dataclass
+class CachedFeatures:
+    """Pooled backbone features computed once: the same input in training and evaluation."""
+
+    features: np.ndarray
+
+    def train(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.features[indices], dtype=np.float32))
+
+    def test(self, indices: np.ndarray) -> torch.Tensor:
+        return self.train(indices, torch.Generator())
+
+
+@dataclass
+class ImageViews:
+    """Random crop-and-flip views of the uint8 store for training, the centre crop for evaluation,
+    at the backbone's input size and normalised as its weights expect."""
+
+    store: np.ndarray
+    backbone: Backbone
+
+    def train(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        b = self.backbone
+        return augment.views(self.store[indices], b.size, generator=generator, mean=b.mean, std=b.std)
+
+    def test(self, indices: np.ndarray) -> torch.Tensor:
+        b = self.backbone
+        return augment.centre(self.store[indices], b.size, mean=b.mean, std=b.std)
+
+
+@dataclass
+class Data:
+    """What training reads, one row per image of the labels table, in its order."""
+
+    labels: pd.DataFrame
+    emotions: tuple[str, ...]  # the outputs, in order
+    targets: np.ndarray  # (N, outputs) distributions
+    classes: np.ndarray  # (N,) index of each image's class label in EMOTIONS
+    inputs: Inputs  # cached features, or views of the image store when fine-tuning
+
+
+def load(v: Variant) -> Data:
+    """The labels, targets and inputs of every image, from the preprocess and features stages' outputs."""
+    labels = dataset.read_labels(paths.LABELS)
+    rerun = "rerun `dvc repro features`"
+    inputs: Inputs
+    if v.finetune:
+        store = images.open_store(paths.FEATURES)
+        rows = len(store)
+        inputs = ImageViews(store, v.backbone)
+    else:
+        features = safe_load.read_array(paths.FEATURES, "pooled backbone features", rerun, dtype=np.float32, ndim=2)
+        rows = len(features)
+        inputs = CachedFeatures(features)
+    if rows != len(labels):
+        raise InputError(f"{paths.FEATURES} has {rows} rows for the {len(labels)} images of {paths.LABELS}; {rerun}")
+    classes = labels[v.label].map(EMOTIONS.index).to_numpy()
+    return Data(labels, v.emotions, distributions(labels, v.neutral), classes, inputs)

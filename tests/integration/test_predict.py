@@ -1,0 +1,281 @@
+"""Prediction for new images: the `final` stage trains the selected variant on every image
+(`dvc repro final`, on synthetic data), and `python -m ewmtcnn.predict` uses it, one bad file
+failing alone.
+
+The main repository uses the offline ImageNet EfficientNet-Lite0: a random-init backbone maps
+every synthetic image to nearly the same features (about 1e-8 apart), too alike for a check
+that predictions follow the pipeline's own features to tell anything apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from dvcrepo import Repo, make_repo
+from ewmtcnn import InputError, paths, predict
+from ewmtcnn.data import dataset
+from ewmtcnn.data.dataset import DISTRIBUTION, EMOTIONS
+from ewmtcnn.data.images import square
+from ewmtcnn.features import extract
+from ewmtcnn.features.spec import Extraction
+from ewmtcnn.io.checkpoint import FinalModel, load_final
+from ewmtcnn.model import backbones
+from ewmtcnn.model.network import EmotionNet
+from ewmtcnn.training import loop
+from ewmtcnn.training.inputs import CachedFeatures
+from support import write_emotion6, zip_folder
+
+PER_EMOTION = 4
+EPOCHS = 3
+PARAMS = dict(
+    data__sha256="",
+    data__label="dominant",
+    data__neutral="drop",
+    preprocess__size=224,
+    model__pretrained=True,
+    train__recipe="fixed",  # the paper's settings: EPOCHS epochs (the selected recipe is tested by the train stage)
+    train__epochs=EPOCHS,
+    train__batch_size=8,
+)
+#: Two of the synthetic archive's JPEGs, as the repository holds them after `download`.
+IMAGES = ("data/raw/Emotion6/images/joy/1.jpg", "data/raw/Emotion6/images/anger/2.jpg")
+TAB_RED = (214, 39, 40)  # the dominant emotion's bar
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """A repository in which `dvc repro final` has run on a synthetic Emotion6.zip."""
+    tmp = tmp_path_factory.mktemp("predict")
+    archive = zip_folder(
+        write_emotion6(tmp / "src" / "Emotion6", per_emotion=PER_EMOTION, seed=7), tmp / "Emotion6.zip"
+    )
+    repo = make_repo(tmp, **PARAMS, data__source=str(archive))
+    repo.dvc("repro", "final")
+    return repo
+
+
+def run_predict(repo: Repo, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python -m ewmtcnn.predict ARGS` from the repository root, as a user runs it."""
+    return repo.run(sys.executable, "-m", "ewmtcnn.predict", *args, check=False)
+
+
+def predict_here(root: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The command's exit status, stdout and stderr, run in this process from `root` (no interpreter start-up)."""
+    capsys.readouterr()  # drop what came before
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exit_:
+        patch.chdir(root)
+        predict.main(list(args))
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+def dataset_rows(root: Path) -> np.ndarray:
+    """IMAGES' rows in the pipeline's arrays (labels.csv order)."""
+    order = dataset.read_labels(root / paths.LABELS)["image"].tolist()
+    return np.array([order.index(path.removeprefix(f"{paths.RAW.as_posix()}/images/")) for path in IMAGES])
+
+
+@pytest.fixture
+def as_json(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[list[dict], Path]:
+    """The `--json` records of IMAGES, and the `--plot` drawn in the same run."""
+    out = tmp_path / "plot" / "wheel.png"
+    status, stdout, stderr = predict_here(trained.root, *IMAGES, "--json", "--plot", str(out), capsys=capsys)
+    assert status == 0, stderr
+    return json.loads(stdout), out
+
+
+def test_final_is_trained_on_every_image_without_the_folds(trained: Repo) -> None:
+    final = load_final(trained.root / paths.FINAL)
+    assert final.images == len(dataset.read_labels(trained.root / paths.LABELS)) == 6 * PER_EMOTION
+    assert [epoch["epoch"] for epoch in final.history] == list(range(1, EPOCHS + 1))
+    assert final.settings["recipe"] == "fixed" and final.settings["epochs"] == EPOCHS
+    assert (
+        final.outputs,
+        final.size,
+        final.backbone,
+        final.pretrained,
+        final.finetune,
+        final.head,
+        final.prior_init,
+    ) == (EMOTIONS, 224, "efficientnet_lite0", True, False, "direct", "original")
+    assert set(final.state) == {"fc.weight", "fc.bias", "prior.weight"}  # the head: features come from the backbone
+    lock = yaml.safe_load((trained.root / "dvc.lock").read_text())
+    assert [out["path"] for out in lock["stages"]["final"]["outs"]] == [paths.FINAL.as_posix()]
+    assert "split" not in lock["stages"] and "train" not in lock["stages"]  # no folds: no held-out set
+
+
+def test_bad_files_fail_alone_and_the_others_are_predicted(trained: Repo, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jpg"
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("not a picture\n")
+    huge = tmp_path / "huge.png"  # 144 megapixels, a few kB on disk: a decompression bomb
+    Image.new("1", (12_000, 12_000)).save(huge)
+    result = run_predict(trained, IMAGES[0], missing, not_image, huge, IMAGES[1])
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert str(missing) in errors[0] and str(not_image) in errors[1]
+    assert str(huge) in errors[2] and "144.0 megapixels" in errors[2]
+    assert "Warning" not in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == list(IMAGES)
+    for line in lines:  # `path: joy 0.62 (anger 0.03, ...)`: every emotion once
+        named = line.split(": ", 1)[1].replace("(", "").replace(")", "").replace(",", "").split()
+        assert sorted(named[::2]) == sorted(EMOTIONS)
+        assert sum(map(float, named[1::2])) == pytest.approx(1, abs=0.03)
+
+
+def test_json_gives_each_distribution_and_its_dominant_emotion(as_json: tuple[list[dict], Path]) -> None:
+    records, _ = as_json
+    assert [r["image"] for r in records] == list(IMAGES)
+    for record in records:
+        assert list(record["distribution"]) == list(EMOTIONS)
+        assert sum(record["distribution"].values()) == pytest.approx(1, abs=1e-9)
+        assert record["dominant"] == max(record["distribution"], key=record["distribution"].get)
+
+
+def test_prediction_equals_the_pipelines_own_for_a_dataset_image(
+    trained: Repo, as_json: tuple[list[dict], Path]
+) -> None:
+    """Decoding, cropping and the rebuilt backbone give the features the pipeline computed: the
+    final model's head on data/features.npy predicts what the command printed."""
+    root = trained.root
+    final = load_final(root / paths.FINAL)
+    pooled = np.load(root / paths.FEATURES)
+    rows = dataset_rows(root)
+    head = EmotionNet(pooled.shape[1], len(final.outputs), final.head, final.prior_initial, True)
+    head.load_state_dict(final.state)
+    expected = loop.predict(head, CachedFeatures(pooled), rows, 8, torch.device("cpu"))
+    printed = np.array([[r["distribution"][e] for e in EMOTIONS] for r in as_json[0]])
+    assert np.abs(expected[0] - expected[1]).max() > 1e-4  # the two images differ by far more than the tolerance
+    np.testing.assert_allclose(printed, expected, rtol=0, atol=1e-6)
+
+
+def test_plot_is_a_png_of_one_wheel_per_image(as_json: tuple[list[dict], Path]) -> None:
+    _, out = as_json
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > image.height  # two charts side by side
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+    assert (np.abs(pixels.astype(int) - TAB_RED).sum(axis=1) < 10).any()  # a dominant bar is drawn
+    assert not [p for p in out.parent.iterdir() if p != out]  # written atomically: no temporary left
+
+
+def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(
+    trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With neutral kept the model has seven outputs; a random-init backbone is rebuilt as the
+    features stage drew it (compared relative to the features' tiny scale). This final model is
+    trained with the selected recipe: settings chosen on an inner split of all the images."""
+    variant = Repo(shutil.copytree(trained.root, tmp_path / "variant", symlinks=True), tmp_path / "home")
+    variant.set_params(
+        data__neutral="keep",
+        model__pretrained=False,
+        train__recipe="selected",
+        select__share=0.25,
+        select__epochs=3,
+        select__patience=2,
+    )
+    variant.dvc("repro", "final")
+    seven = variant.root / paths.FINAL
+    chosen = load_final(seven).settings
+    assert chosen["recipe"] == "selected" and 1 <= chosen["epochs"] <= 3 and chosen["inner_kl"] > 0
+
+    status, out, _ = predict_here(
+        trained.root, IMAGES[0], "--model", str(seven), "--json", "--plot", str(tmp_path / "seven.png"), capsys=capsys
+    )
+    assert status == 0
+    [record] = json.loads(out)
+    assert list(record["distribution"]) == list(DISTRIBUTION)
+    assert sum(record["distribution"].values()) == pytest.approx(1, abs=1e-9)
+    assert (tmp_path / "seven.png").read_bytes().startswith(b"\x89PNG")
+    predictor = predict.Predictor(load_final(seven), seven)
+    assert predictor.features is not None
+    image = square(trained.root / IMAGES[0], 224)[None]
+    rebuilt = extract.extract(predictor.features, image, predictor.backbone)[0]
+    stored = np.load(variant.root / paths.FEATURES)[dataset_rows(variant.root)[0]]
+    assert np.linalg.norm(rebuilt - stored) < 1e-4 * np.linalg.norm(stored)  # another seed's: about 1
+
+
+def test_missing_model_says_how_to_train_it(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = predict_here(tmp_path, str(trained.root / IMAGES[0]), capsys=capsys)  # no data/final/ there
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {paths.FINAL}:") and "dvc repro final" in err
+
+
+def test_a_real_emotion6_image(
+    trained: Repo, real_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real picture goes through (the synthetic model's figures themselves mean nothing)."""
+    image = tmp_path / "real.jpg"
+    if real_archive.is_dir():
+        shutil.copy(real_archive / "images" / "joy" / "1.jpg", image)
+    else:
+        with zipfile.ZipFile(real_archive) as archive:
+            image.write_bytes(archive.read(next(n for n in archive.namelist() if n.endswith("images/joy/1.jpg"))))
+    status, out, _ = predict_here(trained.root, str(image), capsys=capsys)
+    assert status == 0
+    [line] = out.splitlines()
+    assert line.startswith(f"{image}: ") and line.split(": ")[1].split()[0] in EMOTIONS
+
+
+def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
+    """A final model whose features were channel statistics of the centre crop and its mirror
+    image is rebuilt with that extraction: its distributions are the head's softmax of
+    `extract.extract` made that way (a final model made by hand: no pipeline run)."""
+    how = Extraction("stats", ("centre", "mirror"), 0)
+    lite0 = backbones.get("efficientnet_lite0")
+    store = np.random.default_rng(0).integers(0, 256, (2, 3, 240, 240), dtype=np.uint8)
+    module = extract.feature_backbone(lite0, pretrained=False)
+    made = extract.extract(module, store, lite0, how)
+    torch.manual_seed(0)
+    head = EmotionNet(made.shape[1], len(EMOTIONS), "direct", None, True).eval()
+    with torch.no_grad():
+        head.fc.weight.mul_(5)  # distributions far from uniform, not yet one-hot
+    final = FinalModel(
+        state=head.state_dict(),
+        prior_initial=None,
+        prior_init="none",
+        backbone=lite0.name,
+        extraction=how.record(),
+        pretrained=False,
+        weights=None,
+        head="direct",
+        finetune=False,
+        outputs=EMOTIONS,
+        size=240,
+        images=2,
+        history=(),
+        settings={"recipe": "fixed", "epochs": 1, "lr_head": 0.01, "weight_decay": 0.0},
+    )
+    path = tmp_path / "model.pt"
+    final.save(path)
+    predictor = predict.Predictor(load_final(path), path)
+    assert predictor.how == how and predictor.features is not None
+
+    def softmax(vectors: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(head(torch.from_numpy(vectors)).double(), dim=1).numpy()
+
+    expected = softmax(made)
+    np.testing.assert_allclose(predictor.distributions(store), expected, rtol=0, atol=1e-6)
+    centre_only = softmax(extract.extract(module, store, lite0, Extraction("stats", ("centre",), 0)))
+    assert np.abs(centre_only - expected).max() > 1e-4  # the mirror view changes what is predicted, far beyond atol
+    # The same head recorded as pooled features: the rebuilt network does not fit its weights.
+    pooled = tmp_path / "pooled.pt"
+    dataclasses.replace(final, extraction=Extraction().record()).save(pooled)
+    with pytest.raises(InputError, match="its weights do not fit the network its settings describe"):
+        predict.Predictor(load_final(pooled), pooled)

@@ -1,0 +1,229 @@
+"""Trained models on disk: tensors only, read without running code, refused by name when foreign,
+the same bytes for the same model; and the evaluate stage, which reads the folds, writing all its
+outputs or none."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ewmtcnn import InputError, paths
+from ewmtcnn.data import dataset
+from ewmtcnn.data.dataset import EMOTIONS, LABEL_COLUMNS
+from ewmtcnn.io import checkpoint
+from ewmtcnn.io.checkpoint import HISTORY, FinalModel, TrainedFold
+from stages import evaluate
+
+FOLDS = 2
+REPEATS = 2
+IMAGES = 12
+
+
+class Payload:
+    """Unpickling this object would create the directory `marker`: code running from a data file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def labels(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), n)
+    table = pd.DataFrame(probs, columns=list(dataset.DISTRIBUTION))
+    table.insert(0, "image", [f"{EMOTIONS[i % 6]}/{i}.jpg" for i in range(n)])
+    table.insert(1, "folder", [EMOTIONS[i % 6] for i in range(n)])
+    table.insert(2, "valence", 5.0)
+    table.insert(3, "arousal", 5.0)
+    table["dominant"] = [EMOTIONS[j] for j in probs[:, :6].argmax(axis=1)]
+    return table[list(LABEL_COLUMNS)]
+
+
+def trained_fold(table: pd.DataFrame, repeat: int, fold: int, seed: int) -> TrainedFold:
+    """Fold `fold` of repeat `repeat`: each repeat splits the images by its own shuffle."""
+    rng = np.random.default_rng(seed)
+    true = table[list(EMOTIONS)].to_numpy()
+    true = true / true.sum(axis=1, keepdims=True)
+    test_idx = np.sort(np.random.default_rng(100 + repeat).permutation(len(table))[fold::FOLDS])
+    train_idx = np.setdiff1d(np.arange(len(table)), test_idx)
+    tables = [
+        checkpoint.prediction_table(
+            table["image"].iloc[idx],
+            repeat,
+            fold,
+            table["dominant"].iloc[idx],
+            EMOTIONS,
+            true[idx],
+            rng.dirichlet(np.ones(6), len(idx)),
+        )
+        for idx in (test_idx, train_idx)
+    ]
+    history = pd.DataFrame({"epoch": [1, 2], **{h: rng.random(2) for h in HISTORY}})
+    weight = torch.randn(6, 4, generator=torch.Generator().manual_seed(seed))
+    state = {"fc.weight": weight, "fc.bias": torch.zeros(6), "prior.weight": torch.eye(6)}
+    selection = {"recipe": "selected", "epochs": 3 + seed, "lr_head": 0.01, "weight_decay": 0.001}
+    return TrainedFold(history, *tables, state, np.eye(6) * 0.5, selection)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root after the train stage: labels and two repeats of two trained folds."""
+    monkeypatch.chdir(tmp_path)
+    table = labels(IMAGES)
+    paths.LABELS.parent.mkdir(parents=True)
+    table.to_csv(paths.LABELS, index=False)
+    for repeat in range(REPEATS):
+        for fold in range(FOLDS):
+            trained_fold(table, repeat, fold, seed=FOLDS * repeat + fold).save(paths.fold_dir(repeat, fold))
+    return tmp_path
+
+
+PARAMS = {"split": {"folds": FOLDS, "repeats": REPEATS}}
+OUTPUTS = (
+    paths.PREDICTIONS,
+    paths.METRICS,
+    paths.FOLD_METRICS,
+    paths.SELECTION,
+    paths.LEARNING_CURVE,
+    paths.CONFUSION,
+    paths.PRIOR_PLOT,
+)
+
+
+def test_a_fold_round_trips(workspace: Path) -> None:
+    original = trained_fold(labels(IMAGES), 1, 0, seed=2)
+    back = checkpoint.read_fold(paths.fold_dir(1, 0))
+    assert set(back.state) == set(original.state)
+    assert all(torch.equal(back.state[k], original.state[k]) for k in original.state)
+    assert np.array_equal(back.prior_initial, original.prior_initial)
+    assert np.array_equal(back.prior_final, np.eye(6))
+    assert back.test["image"].tolist() == original.test["image"].tolist()
+    assert (back.test["repeat"] == 1).all() and (back.test["fold"] == 0).all()
+    assert np.allclose(
+        back.test.filter(like="pred_").to_numpy(), original.test.filter(like="pred_").to_numpy(), rtol=1e-9
+    )
+    assert back.selection == original.selection
+
+
+def test_evaluate_writes_every_output(workspace: Path) -> None:
+    evaluate.main(PARAMS)
+    for path in OUTPUTS:
+        assert path.is_file(), path
+    predictions = pd.read_csv(paths.PREDICTIONS)
+    assert predictions["repeat"].tolist() == [0] * IMAGES + [1] * IMAGES
+    assert predictions["image"].tolist() == labels(IMAGES)["image"].tolist() * REPEATS
+    per_fold = json.loads(paths.FOLD_METRICS.read_text())
+    assert [(f["repeat"], f["fold"]) for f in per_fold] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    summary = json.loads(paths.METRICS.read_text())
+    assert list(summary) == ["test", "train", "test_per_class_acc", "baselines"]
+    intervals = [*summary["test"].values(), *summary["train"].values()]
+    intervals += [v for baseline in summary["baselines"].values() for v in baseline.values()]
+    assert all(v["ci_low"] <= v["mean"] <= v["ci_high"] for v in intervals)
+    assert summary["test"]["kl"]["mean"] == pytest.approx(np.mean([f["test"]["kl"] for f in per_fold]), rel=1e-9)
+    selection = json.loads(paths.SELECTION.read_text())
+    # epochs 3 + seed over the seeds 0..3: 3, 4, 5, 6.
+    assert selection["recipe"] == "selected" and selection["epochs"] == {"median": 4.5, "min": 3, "max": 6}
+    assert [f["epochs"] for f in selection["folds"]] == [3, 4, 5, 6]
+
+
+def test_evaluate_refuses_a_missing_repeat_and_writes_nothing(workspace: Path) -> None:
+    with pytest.raises(InputError, match="repeat-2/fold-0: fold not trained"):
+        evaluate.main({"split": {"folds": FOLDS, "repeats": REPEATS + 1}})
+    assert not any(p.exists() for p in OUTPUTS)
+
+
+def test_a_fold_checkpoint_carrying_code_is_refused_and_the_code_never_runs(workspace: Path) -> None:
+    marker = workspace / "payload-ran"
+    path = paths.fold_dir(1, 1) / checkpoint.WEIGHTS
+    state = {"fc.weight": torch.zeros(6, 4)}
+    torch.save({"format": checkpoint.FOLD_FORMAT, "model": state, "prior_initial": Payload(marker)}, path)
+    with pytest.raises(InputError) as info:
+        evaluate.main(PARAMS)
+    assert str(path) in str(info.value) and "a fold checkpoint" in str(info.value)
+    assert not marker.exists(), "loading the fold ran the pickled payload"
+    assert not any(p.exists() for p in OUTPUTS), "nothing is written when a fold is refused"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is a text file\n", b"PK\x03\x04truncated zip", b""],
+    ids=["text", "truncated", "empty"],
+)
+def test_a_corrupt_fold_leaves_the_previous_outputs_whole(workspace: Path, content: bytes) -> None:
+    evaluate.main(PARAMS)
+    before = {p: p.read_bytes() for p in OUTPUTS}
+    (paths.fold_dir(0, 0) / checkpoint.WEIGHTS).write_bytes(content)
+    with pytest.raises(InputError, match=str(paths.fold_dir(0, 0) / checkpoint.WEIGHTS)):
+        evaluate.main(PARAMS)
+    assert {p: p.read_bytes() for p in OUTPUTS} == before
+
+
+def test_a_checkpoint_of_another_layout_is_refused(workspace: Path) -> None:
+    path = paths.fold_dir(0, 0) / checkpoint.WEIGHTS
+    torch.save({"model": {}, "prior_initial": None}, path)  # no format tag: an older or foreign file
+    with pytest.raises(InputError, match="not a fold checkpoint"):
+        checkpoint.read_fold(paths.fold_dir(0, 0))
+
+
+def final_model(history_value: float = 0.5) -> FinalModel:
+    torch.manual_seed(0)
+    return FinalModel(
+        state={"fc.weight": torch.randn(6, 8), "fc.bias": torch.randn(6)},
+        prior_initial=None,
+        prior_init="none",
+        backbone="efficientnet_lite0",
+        extraction={"layers": "stats", "views": ["centre", "mirror"], "size": 256},
+        pretrained=True,
+        weights=None,
+        head="direct",
+        finetune=False,
+        outputs=EMOTIONS,
+        size=256,
+        images=10,
+        history=({"epoch": 1, "train_loss": history_value},),
+        settings={"recipe": "fixed", "epochs": 1, "lr_head": 0.01, "weight_decay": 0.0005, "inner_kl": None},
+    )
+
+
+def test_the_final_model_has_the_same_bytes_whatever_its_temporary_name(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "model.pt", tmp_path / "b" / "other.pt"
+    final_model().save(a)
+    final_model().save(b)
+    assert a.read_bytes() == b.read_bytes()
+    final_model(0.25).save(b)
+    assert a.read_bytes() != b.read_bytes(), "a different model has different bytes"
+
+
+def test_the_final_model_round_trips_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    final_model().save(path)
+    back = checkpoint.load_final(path)
+    assert back.outputs == EMOTIONS and torch.equal(back.state["fc.bias"], final_model().state["fc.bias"])
+    assert back.extraction == {"layers": "stats", "views": ["centre", "mirror"], "size": 256}
+    (tmp_path / "text.pt").write_text("not a model\n")
+    for bad in (tmp_path / "text.pt", tmp_path / "missing.pt", tmp_path):
+        with pytest.raises(InputError, match=str(bad)):
+            checkpoint.load_final(bad)
+
+
+def test_a_final_model_of_the_previous_format_is_refused(tmp_path: Path) -> None:
+    """A model saved before `extraction` was recorded (ewmtcnn-final-2) cannot say how its
+    features were made: refused by name, never read with a guessed extraction."""
+    model = final_model()
+    content = {f: getattr(model, f) for f in FinalModel.__dataclass_fields__ if f != "extraction"}
+    old = tmp_path / "old.pt"
+    torch.save({**content, "format": "ewmtcnn-final-2"}, old)
+    with pytest.raises(InputError, match=f"{old}: not a final EW-MTCNN model"):
+        checkpoint.load_final(old)
+    retagged = tmp_path / "retagged.pt"  # the current tag without the field: still refused
+    torch.save({**content, "format": checkpoint.FINAL_FORMAT}, retagged)
+    with pytest.raises(InputError, match=f"{retagged}: not a final EW-MTCNN model"):
+        checkpoint.load_final(retagged)

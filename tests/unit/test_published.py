@@ -1,0 +1,24 @@
+"""Published figures (ewmtcnn.study.published): one per prior of the reimplementation's table, and the
+held-out figures as table E shows them."""
+
+from __future__ import annotations
+
+from ewmtcnn.study.grid import GRIDS
+from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION
+
+
+def test_a_reimplementation_figure_for_every_arm() -> None:
+    for grid in GRIDS:
+        if grid.kind == "reimplementation":
+            assert {(arm.init, arm.freeze) for arm in grid.arms} == set(REIMPLEMENTATION)
+
+
+def test_held_out_scores() -> None:
+    """A published row's scores: each figure as published, without an interval."""
+    styleedl = HELD_OUT[0]
+    assert styleedl.scores() == {
+        "kl": {"mean": 0.36},
+        "chebyshev": {"mean": 0.22},
+        "cosine": {"mean": 0.84},
+        "intersection": {"mean": 0.70},
+    }
