@@ -11,7 +11,7 @@ ifdef EMOTION6
 export EMOTION6 := $(abspath $(EMOTION6))
 endif
 
-.PHONY: install repro test lint bench table features-table lock cluster
+.PHONY: install repro test test-fast lint bench table features-table lock cluster
 
 install: $(VENV)/.installed
 
@@ -34,10 +34,15 @@ lock:
 repro: install
 	$(BIN)/dvc repro
 
-# The Slurm tests need a controller: unless one answers, slurm/cluster.sh installs and starts a
-# single-node cluster on this machine (as root).
+# Every test: tests/unit, then tests/integration (DVC projects, the real archive named by EMOTION6,
+# and Slurm). The Slurm tests need a controller: unless one answers, slurm/cluster.sh installs and
+# starts a single-node cluster on this machine (as root).
 test: install cluster
 	$(BIN)/pytest
+
+# The unit tests alone (under 2 minutes): no DVC project, real archive, Slurm or root needed.
+test-fast: install
+	$(BIN)/pytest tests/unit
 
 cluster:
 	scontrol ping >/dev/null 2>&1 || { slurm/cluster.sh install && slurm/cluster.sh start; }
@@ -46,26 +51,26 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The prior variants of the README's tables A to E (ewmtcnn.study.grid.GRIDS: 38 DVC experiments, JOBS
+# The prior variants of the README's tables A to E (ewmtcnn.study.design.GRIDS: 38 DVC experiments, JOBS
 # in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
 # between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
 # inherit EMOTION6.
 # SCHEDULER=slurm: the same experiments as a Slurm array job, then the tables as a dependent job
-# (python -m ewmtcnn.cluster.jobs grid; sbatch options in slurm.yaml; docs/machines.md).
+# (python -m ewmtcnn.cluster grid; sbatch options in slurm.yaml; docs/machines.md).
 JOBS ?= 1
 SCHEDULER ?= local
 table: install
 ifeq ($(SCHEDULER),slurm)
-	$(BIN)/python -m ewmtcnn.cluster.jobs grid
+	$(BIN)/python -m ewmtcnn.cluster grid
 else
-	$(BIN)/python -m ewmtcnn.study.grid --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.study.queue --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.study.table
 endif
 
-# Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.study.grid.FEATURES,
+# Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.study.design.FEATURES,
 # 12 DVC experiments), then its README block; the same rules as `table`.
 features-table: install
-	$(BIN)/python -m ewmtcnn.study.grid --tables F --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.study.queue --tables F --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.study.table --tables F
 
 bench: install

@@ -26,7 +26,7 @@ import yaml
 
 from ewmtcnn import InputError, cli
 from ewmtcnn.paths import PARAMS
-from ewmtcnn.study import experiments, grid
+from ewmtcnn.study import commands, design, queue
 
 STAGES = ("stages.train", "stages.evaluate")
 
@@ -39,12 +39,12 @@ def _settings(k: int) -> list[dict[str, object]]:
 
 def queued(settings: list[dict[str, object]], names: list[str]) -> float:
     """Seconds for the queue to run `settings` as experiments `names`, one worker, from the first queued."""
-    grid.POLL_S = 1  # a finer clock than `make table` needs
+    queue.POLL_S = 1  # a finer clock than `make table` needs
     start = time.perf_counter()
     for setting, name in zip(settings, names, strict=True):
         overrides = [a for key, value in setting.items() for a in ("-S", f"{key}={value}")]
-        experiments.dvc("exp", "run", "--queue", "--name", name, *overrides, experiments.TARGET)
-    grid.wait(1)
+        commands.dvc("exp", "run", "--queue", "--name", name, *overrides, design.TARGET)
+    queue.wait(1)
     return time.perf_counter() - start
 
 
@@ -55,8 +55,8 @@ def bare(settings: list[dict[str, object]]) -> float:
         subprocess.run(["git", "clone", "--quiet", str(root), scratch], check=True)
         os.chdir(scratch)
         try:
-            experiments.dvc("cache", "dir", "--local", str(root / ".dvc" / "cache"))
-            experiments.dvc("checkout", "--quiet")
+            commands.dvc("cache", "dir", "--local", str(root / ".dvc" / "cache"))
+            commands.dvc("checkout", "--quiet")
             spent = 0.0
             for setting in settings:
                 p = yaml.safe_load(PARAMS.read_text())
@@ -79,12 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     settings = _settings(args.experiments)
     names = [f"overhead-benchmark-{os.getpid()}-{i}" for i in range(args.experiments)]
-    experiments.dvc("queue", "remove", "--success", "--failed")
+    commands.dvc("queue", "remove", "--success", "--failed")
     try:
         in_queue = queued(settings, names)
     finally:
         with contextlib.suppress(InputError):  # those that exist: none of them is a row of any table
-            experiments.dvc("exp", "remove", *names)
+            commands.dvc("exp", "remove", *names)
     alone = bare(settings)
     k = args.experiments
     print(f"{k} fixed-recipe experiments (train + evaluate), one at a time:")

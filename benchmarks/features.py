@@ -1,7 +1,7 @@
 """Benchmark: the features stage's throughput (images/s) for each configuration of table F, on this
 machine, measured side by side in one run.
 
-Each configuration (`ewmtcnn.study.grid.FEATURE_CONFIGS`: backbone, layers, views, store side) extracts
+Each configuration (`ewmtcnn.study.design.FEATURE_CONFIGS`: backbone, layers, views, store side) extracts
 features of the same images from a store of its side, made here from the pipeline's raw images
 (so that Lite2's larger store is measured too), after one warm-up batch; the configurations are
 timed in turn, round after round, so that the machine's load weighs on all of them alike. Its
@@ -17,11 +17,11 @@ import time
 import numpy as np
 
 from ewmtcnn import cli, paths
+from ewmtcnn.config.sections import Extraction
 from ewmtcnn.data import dataset, images
 from ewmtcnn.features import extract
-from ewmtcnn.features.spec import Extraction
 from ewmtcnn.model import backbones
-from ewmtcnn.study.grid import FEATURE_CONFIGS
+from ewmtcnn.study.design import FEATURE_CONFIGS
 
 EMOTION6_IMAGES = 1980
 
@@ -39,7 +39,7 @@ def main() -> None:
     runs = []
     for backbone_name, layers, views, size in FEATURE_CONFIGS:
         how = Extraction(layers, views, 0)
-        backbone = how.sized(backbones.get(backbone_name))
+        backbone = backbones.get(backbone_name).at(how.size)
         module = extract.feature_backbone(backbone, pretrained=True)
         extract.extract(module, stores[size][: extract.BATCH_SIZE], backbone, how)  # warm-up
         runs.append((f"{backbone_name} {layers} {'+'.join(views)} ({size} px store)", module, backbone, how, size))

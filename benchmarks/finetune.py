@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from ewmtcnn import cli, paths
+from ewmtcnn.config.sections import Train
 from ewmtcnn.data.images import open_store
 from ewmtcnn.model import backbones, network, wheel
 from ewmtcnn.model.backbones import Backbone
-from ewmtcnn.training import inputs, loop, variant
+from ewmtcnn.training import inputs, loop
 
 
 def throughput(backbone: Backbone, store: np.ndarray, steps: int, batch_size: int) -> tuple[float, float, float]:
@@ -33,7 +34,9 @@ def throughput(backbone: Backbone, store: np.ndarray, steps: int, batch_size: in
     )
     dev = loop.device()
     model.to(dev, memory_format=torch.channels_last).train()
-    settings = variant.Settings(
+    settings = Train(
+        finetune=True,
+        recipe="fixed",
         epochs=1,
         batch_size=batch_size,
         lr_backbone=1e-3,
@@ -53,7 +56,7 @@ def throughput(backbone: Backbone, store: np.ndarray, steps: int, batch_size: in
     for i in range(steps + 1):
         indices = np.sort(rng.choice(len(store), batch_size, replace=False))
         start = time.perf_counter()
-        x = views.train(indices, generator)
+        x = views.for_training(indices, generator)
         made = time.perf_counter()
         loop.step(model, sgd, x, classes, targets, settings.lam, dev)
         if dev.type == "cuda":

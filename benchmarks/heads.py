@@ -1,5 +1,5 @@
 """Benchmark: the batched head trainer (`ewmtcnn.training.batched`) against a loop of single heads
-(`ewmtcnn.training.loop.fit`, one EmotionNet and one torch.optim.SGD per head) on the same work.
+(`ewmtcnn.training.loop.train_epochs`, one EmotionNet and one torch.optim.SGD per head) on the same work.
 
 The work is what the `selected` recipe's search does: every setting of the `select.*` grid on
 every fold of every repeat (the train stage's training sets, from data/folds.csv), on the cached
@@ -13,15 +13,18 @@ other, on one thread. Run after `dvc repro features split`:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import time
 
 import numpy as np
 import torch
 
-from ewmtcnn import cli, params
+from ewmtcnn import cli
+from ewmtcnn.config import sections
 from ewmtcnn.model.network import EmotionNet
-from ewmtcnn.training import batched, crossval, inputs, loop, variant
+from ewmtcnn.training import batched, crossval, inputs, loop
+from ewmtcnn.training.variant import Variant
 
 
 def main() -> None:
@@ -30,10 +33,13 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=6, help="single heads timed, of all the batched ones")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    p = params.load()
-    v = variant.from_params(p)
+    params = sections.load()
+    v = Variant.of(
+        params.data.label, params.data.neutral, params.prior, params.model, params.features, params.train, params.select
+    )
     data = inputs.load(v)
-    planned = crossval.planned_folds(crossval.plan(p), data.labels["image"].tolist())
+    plan = crossval.plan(params.split.repeats, params.split.folds)
+    planned = crossval.planned_folds(plan, data.labels["image"].tolist())
     tasks = crossval.tasks(v, data, planned)
     grid = list(itertools.product(v.select.lr_head, v.select.weight_decay))
     features = torch.from_numpy(np.array(data.inputs.features, dtype=np.float32))
@@ -47,7 +53,7 @@ def main() -> None:
     lr = np.array([[g[0] for g in grid]] * len(tasks))
     decay = np.array([[g[1] for g in grid]] * len(tasks))
     with_ones = batched.with_ones(features)
-    batched.train(
+    batched.optimise(
         bank, with_ones, targets, classes, tasks, lr, decay, args.epochs, optimisation, lambda *_: None, False
     )
     batched_s = time.perf_counter() - start
@@ -59,17 +65,10 @@ def main() -> None:
         task = tasks[t]
         torch.manual_seed(task.init_seed)
         model = EmotionNet(features.shape[1], len(v.emotions), v.head, task.prior, v.freeze, None)
-        settings = variant.Settings(
-            epochs=args.epochs,
-            batch_size=v.run.batch_size,
-            lr_backbone=0.0,
-            lr_head=grid[g][0],
-            momentum=v.run.momentum,
-            weight_decay=grid[g][1],
-            lam=v.run.lam,
-            seed=task.seed,
+        settings = dataclasses.replace(
+            v.run, epochs=args.epochs, lr_backbone=0.0, lr_head=grid[g][0], weight_decay=grid[g][1], seed=task.seed
         )
-        for _ in loop.fit(model, data.inputs, data.targets, data.classes, task.train, settings, desc="single"):
+        for _ in loop.train_epochs(model, data.inputs, data.targets, data.classes, task.train, settings, desc="single"):
             pass
     per_head = (time.perf_counter() - start) / len(sample)
 

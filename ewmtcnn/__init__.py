@@ -1,8 +1,13 @@
-"""EW-MTCNN on Emotion6: emotion distribution learning with an emotion-wheel prior."""
+"""EW-MTCNN on Emotion6: emotion distribution learning with an emotion-wheel prior.
+
+- Subpackages, each importing only those before it: config, io, data, model, features, evaluation,
+  training, study, cluster (tests/unit/test_layers.py checks it).
+- On top: `paths` (where stages read and write), `cli` (running a command), `predict` (ewmtcnn-predict).
+"""
 
 
 class InputError(Exception):
     """Bad input (archive, data table, image or parameter); the message names what and where.
 
-    Stage scripts turn it into one line on stderr and a non-zero exit, without a traceback.
+    - Commands turn it into one line on stderr and a non-zero exit, without a traceback.
     """

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
 
-from ewmtcnn import InputError, params
+from ewmtcnn import InputError
+from ewmtcnn.config import sections
+from ewmtcnn.config.sections import Params
 
 
 def run(main: Callable[[], object]) -> None:
@@ -21,6 +22,6 @@ def run(main: Callable[[], object]) -> None:
         sys.exit(130)
 
 
-def run_stage(main: Callable[[dict[str, Any]], None]) -> None:
-    """Run a stage on `params.yaml`: the stage checks the params it reads before writing anything."""
-    run(lambda: main(params.load()))
+def run_stage(main: Callable[[Params], None]) -> None:
+    """Run a stage on params.yaml, every section checked before the stage reads or writes anything."""
+    run(lambda: main(sections.load()))

@@ -1,13 +1,12 @@
-"""The emotion distribution of new images, from the model that `dvc repro final` trains on all
-of Emotion6.
+"""The emotion distribution of new images, from the model that `dvc repro final` trains on all of Emotion6.
 
     python -m ewmtcnn.predict IMAGE... [--model data/final/model.pt] [--json] [--plot OUT.png]
 
-Each image goes the way the pipeline's images went: resized and centre-cropped to the
-stored square (as the preprocess stage), its features made as the features stage made them
-(the same views, layers and input side, recorded in the model), then the head and a softmax
-(as evaluation). A missing or unreadable image is reported on stderr and skipped; the others are
-still predicted, and the exit status is 1 if any failed.
+- Each image goes the way the pipeline's images went: resized and centre-cropped to the stored
+  square (as the preprocess stage), its features made as the features stage made them (the views,
+  layers and input side the model records), then the head and a softmax (as evaluation).
+- A missing or unreadable image is reported on stderr and skipped; the others are still predicted,
+  and the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -26,9 +25,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ewmtcnn import InputError, cli, paths
+from ewmtcnn.config.sections import Extraction
 from ewmtcnn.data import images
 from ewmtcnn.data.dataset import NEUTRAL
-from ewmtcnn.features import extract, spec
+from ewmtcnn.features import extract
 from ewmtcnn.io.atomic import written
 from ewmtcnn.io.checkpoint import FinalModel, load_final
 from ewmtcnn.model import backbones
@@ -65,14 +65,16 @@ class Prediction:
 
 
 class Predictor:
-    """A final model rebuilt for inference: its network, and the backbone that feeds the head
-    pooled features when it was trained on cached ones."""
+    """A final model rebuilt for inference: its network, and the backbone that feeds its head.
+
+    - The backbone feeds the head pooled features when the model was trained on cached ones.
+    """
 
     def __init__(self, final: FinalModel, source: Path) -> None:
         self.outputs = final.outputs
         self.size = final.size
-        self.how = spec.restored(final.extraction)
-        self.backbone = self.how.sized(backbones.get(final.backbone))
+        self.how = Extraction.from_record(final.extraction)
+        self.backbone = backbones.get(final.backbone).at(self.how.size)
         self.device = loop.device()
         self.features: nn.Module | None
         backbone: nn.Module | None
@@ -124,8 +126,10 @@ def predictions(predictor: Predictor, files: Sequence[str]) -> Iterator[Predicti
 
 
 def wheel_chart(ax: Axes, prediction: Prediction, top: float) -> None:
-    """The distribution as bars on Mikels' wheel, clockwise from the top; the wheel's emotions
-    without an Emotion6 counterpart (contentment, excitement) shown empty in grey."""
+    """The distribution as bars on Mikels' wheel, clockwise from the top.
+
+    - The wheel's emotions without an Emotion6 counterpart (contentment, excitement) are empty, in grey.
+    """
     step = 2 * math.pi / len(MIKELS_WHEEL)
     from_wheel = {spot: emotion for emotion, spot in ON_WHEEL.items()}
     ax.set_theta_zero_location("N")

@@ -1,17 +1,21 @@
-"""Stage `evaluate`: every score per fold of every repeat, and its mean, std and corrected 95% interval
-over them, on the held-out folds (`test`) and, to compare with the reimplementation, in place on the
-training images (`train`); the same for the trivial baselines; the settings the folds trained with;
-out-of-fold predictions; learning curves, confusion, prior heatmap.
+"""Stage `evaluate`: the trained folds scored, summarised and plotted.
 
-Every output is computed before the first is written, so a failure leaves the previous ones whole."""
+- Every score per fold of every repeat, and its mean, std and corrected 95% interval over them.
+- Scored on the held-out folds (`test`) and, to compare with the reimplementation, in place on the
+  training images (`train`); the trivial baselines likewise.
+- The hyperparameters the folds trained with, out-of-fold predictions, learning curves, confusion,
+  the prior heatmap.
+- Every output is computed before the first is written, so a failure leaves the previous ones whole.
+"""
 
 from typing import Any
 
 import pandas as pd
 
 from ewmtcnn import cli, paths
-from ewmtcnn.data import dataset, folds
-from ewmtcnn.evaluation import report
+from ewmtcnn.config.sections import Params
+from ewmtcnn.data import dataset
+from ewmtcnn.evaluation import predictions, report
 from ewmtcnn.io import checkpoint
 from ewmtcnn.io.atomic import write_csv, write_json, written
 
@@ -27,22 +31,18 @@ def _console(summary: dict[str, Any]) -> str:
     return pd.DataFrame(cells).fillna("").to_string()
 
 
-def main(p: dict[str, Any]) -> None:
-    repeats, count = folds.repeats(p), folds.count(p)
-    trained = {
-        (repeat, fold): checkpoint.read_fold(paths.fold_dir(repeat, fold))
-        for repeat in range(repeats)
-        for fold in range(count)
-    }
+def main(params: Params) -> None:
+    repeats, count = params.split.repeats, params.split.folds
+    trained = {(repeat, fold): checkpoint.read_fold(repeat, fold) for repeat in range(repeats) for fold in range(count)}
     report.check_folds(trained)
-    predictions = report.out_of_fold(trained, dataset.read_labels(paths.LABELS)["image"])
-    summary, per_fold = report.metrics_report(trained, predictions)
+    out_of_fold = report.out_of_fold(trained, dataset.read_labels(paths.LABELS)["image"])
+    summary, per_fold = report.metrics_report(trained, out_of_fold)
     selection = report.selection_report(trained)
     curve = report.learning_curve(trained)
-    confusion = report.confusion(predictions)
-    prior = report.prior_png(list(trained.values()), report.emotions(predictions))
+    confusion = report.confusion(out_of_fold)
+    prior = report.prior_png(list(trained.values()), predictions.emotions(out_of_fold))
 
-    write_csv(predictions, paths.PREDICTIONS)
+    write_csv(out_of_fold, paths.PREDICTIONS)
     write_json(summary, paths.METRICS)
     write_json(per_fold, paths.FOLD_METRICS)
     write_json(selection, paths.SELECTION)

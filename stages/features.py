@@ -1,32 +1,31 @@
 """Stage `features`: what the head learns from, for every image, computed once.
 
-With the backbone frozen (the default), the backbone features of every image as `features.*`
-says (pooled or multi-level statistics, of one or more views averaged), so that training the
-head on them takes seconds and changing `prior.*` or `train.*` never recomputes them. When
-fine-tuning (`train.finetune: true`) the network learns from the pixels, so the output is the
-image store itself: then the training stages depend on the store, and otherwise on the
-features alone."""
+- With the backbone frozen (the default): the backbone features of every image as `features.*` says
+  (pooled or multi-level statistics, of one or more views averaged). Training the head on them takes
+  seconds, and changing `prior.*` or `train.*` never recomputes them.
+- When fine-tuning (`train.finetune: true`) the network learns from the pixels: the output is the
+  image store itself, so the training stages depend on the store, and otherwise on the features alone.
+"""
 
 import shutil
 import time
-from typing import Any
 
 import numpy as np
 
-from ewmtcnn import cli, params, paths
+from ewmtcnn import cli, paths
+from ewmtcnn.config.sections import Params
 from ewmtcnn.data import images
-from ewmtcnn.features import extract, spec
+from ewmtcnn.features import extract
 from ewmtcnn.io.atomic import written
 from ewmtcnn.model import backbones
 
 
-def main(p: dict[str, Any]) -> None:
-    how = spec.extraction(p)
-    backbone = how.sized(backbones.selected(p))
-    pretrained = params.get(p, "model.pretrained", bool)
-    weights = params.get(p, "model.weights", (str, type(None))) or None
+def main(params: Params) -> None:
+    how = params.features
+    backbone = backbones.selected(params.model.backbone).at(how.size)
+    pretrained, weights = params.model.pretrained, params.model.weights
     store = images.open_store(paths.IMAGES)
-    if params.get(p, "train.finetune", bool):
+    if params.train.finetune:
         with written(paths.FEATURES) as tmp:
             shutil.copyfile(paths.IMAGES, tmp)
         print(f"fine-tuning: {paths.FEATURES} is the {store.shape} image store itself")

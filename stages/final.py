@@ -1,44 +1,27 @@
-"""Stage `final`: the variant that params.yaml selects, trained like one fold of the train stage
-but on every image, to predict new ones (`ewmtcnn-predict IMAGE...`).
+"""Stage `final`: the variant that params.yaml selects, trained on every image to predict new ones.
 
-There is no held-out set, so this stage reports no test figures: the cross-validated ones
-of the `evaluate` stage estimate how well this model does on new images.
+- Trained like one fold of the train stage; `ewmtcnn-predict IMAGE...` reads it.
+- There is no held-out set, so this stage reports no test figures: the cross-validated ones of
+  the `evaluate` stage estimate how well this model does on new images.
 """
 
-from typing import Any
-
 from ewmtcnn import cli, paths
+from ewmtcnn.config.sections import Params
 from ewmtcnn.data import images
-from ewmtcnn.io import checkpoint
-from ewmtcnn.training import crossval, variant
+from ewmtcnn.training import crossval
+from ewmtcnn.training.variant import Variant
 
 
-def main(p: dict[str, Any]) -> None:
-    v = variant.from_params(p)
-    size = images.store_size(p, v.backbone.size)
-    trained = crossval.final(v)
-    history = tuple(trained.history)
-    final = checkpoint.FinalModel(
-        state=trained.state,
-        prior_initial=trained.prior,
-        prior_init=v.init,
-        backbone=v.backbone.name,
-        extraction=v.extraction.record(),
-        pretrained=v.pretrained,
-        weights=v.weights,
-        head=v.head,
-        finetune=v.finetune,
-        outputs=v.emotions,
-        size=size,
-        images=trained.images,
-        history=history,
-        settings=trained.choice,
+def main(params: Params) -> None:
+    v = Variant.of(
+        params.data.label, params.data.neutral, params.prior, params.model, params.features, params.train, params.select
     )
+    final = crossval.final(v, images.store_size(params.preprocess.size, v.backbone.size))
     final.save(paths.FINAL)
-    last = history[-1]
+    last, chosen = final.history[-1], final.choice
     print(
-        f"final model: {trained.images} images, {len(history)} epochs ({trained.choice['recipe']}, lr_head "
-        f"{trained.choice['lr_head']:g}, weight_decay {trained.choice['weight_decay']:g}), last epoch's train acc "
+        f"final model: {final.images} images, {len(final.history)} epochs ({chosen.recipe}, lr_head "
+        f"{chosen.lr_head:g}, weight_decay {chosen.weight_decay:g}), last epoch's train acc "
         f"{last['train_acc']:.3f}, train KL {last['train_kl']:.4f} -> {paths.FINAL}"
     )
 

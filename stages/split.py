@@ -1,18 +1,15 @@
 """Stage `split`: stratified k-fold assignment of every image to one test fold, in each repeat."""
 
-from typing import Any
-
 import pandas as pd
 
-from ewmtcnn import cli, params, paths
+from ewmtcnn import cli, paths
+from ewmtcnn.config.sections import Params
 from ewmtcnn.data import dataset, folds
 from ewmtcnn.io.atomic import write_csv
 
 
-def main(p: dict[str, Any]) -> None:
-    label = params.choice(p, "data.label", dataset.LABELS)
-    k, repeats = folds.count(p), folds.repeats(p)
-    seed = params.seed(p, "split.seed")
+def main(params: Params) -> None:
+    label, k, repeats, seed = params.data.label, params.split.folds, params.split.repeats, params.split.seed
     labels = dataset.read_labels(paths.LABELS)
     assignment = folds.assign(labels, label, k, seed, repeats)
     write_csv(assignment, paths.FOLDS)

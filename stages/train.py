@@ -1,28 +1,31 @@
-"""Stage `train`: the variant that params.yaml selects, trained and evaluated on every fold of every
-repeat, with the recipe `train.recipe` names.
+"""Stage `train`: the variant that params.yaml selects, trained on every fold of every repeat.
 
-`python -m stages.train --repeat R --fold K` trains that fold alone (into
-data/train/repeat-R/fold-K), so that folds can be spread over machines; the result is the same
-as within the all-folds run.
+- Trains with the recipe that `train.recipe` names, and tests each fold on its held-out images.
+- `python -m stages.train --repeat R --fold K` trains that fold alone (into
+  data/train/repeat-R/fold-K), so that folds can be spread over machines; the result is the same
+  as within the all-folds run.
 """
 
 import argparse
-from typing import Any
 
 from ewmtcnn import cli
-from ewmtcnn.training import crossval, variant
+from ewmtcnn.config.sections import Params
+from ewmtcnn.training import crossval
+from ewmtcnn.training.variant import Variant
 
 
-def main(p: dict[str, Any]) -> None:
+def main(params: Params) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, help="train only this repeat's folds (0-based)")
     parser.add_argument("--fold", type=int, help="train only this fold (0-based)")
     args = parser.parse_args()
-    v = variant.from_params(p)
-    plan = crossval.plan(p, only_repeat=args.repeat, only_fold=args.fold)
-    for trained in crossval.train(v, plan):
+    v = Variant.of(
+        params.data.label, params.data.neutral, params.prior, params.model, params.features, params.train, params.select
+    )
+    plan = crossval.plan(params.split.repeats, params.split.folds, only_repeat=args.repeat, only_fold=args.fold)
+    for trained in crossval.trained_folds(v, plan):
         trained.save()
-        print(trained.summary())
+        print(crossval.summary(trained))
 
 
 if __name__ == "__main__":

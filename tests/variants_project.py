@@ -1,7 +1,10 @@
-"""A throwaway DVC project holding the experiments of the variants tables (ewmtcnn.study.grid.GRIDS),
-built once per test session for the tests of ewmtcnn.study.experiments and ewmtcnn.study.table: its one stage
-stands in for the pipeline (fast: no training) and writes metrics, chosen settings and repeated
-out-of-fold predictions that depend on the experiment, in the formats of the real evaluate stage."""
+"""A throwaway DVC project holding the experiments of the variants tables (ewmtcnn.study.design.GRIDS).
+
+- Built once per test session for the tests of ewmtcnn.study.experiments and ewmtcnn.study.table.
+- Its one stage stands in for the pipeline (fast: no training) and writes metrics, chosen
+  hyperparameters and repeated out-of-fold predictions that depend on the experiment, in the
+  formats of the real evaluate stage.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ import pytest
 
 from dvcrepo import Repo
 from ewmtcnn import InputError
-from ewmtcnn.study import grid
-from ewmtcnn.study.grid import EXPERIMENTS, GRIDS, Arm, Experiment
+from ewmtcnn.study import queue
+from ewmtcnn.study.design import ALL, GRIDS, Arm, Experiment, experiments_of
 from ewmtcnn.study.table import markers
 from support import REPO
 
@@ -104,7 +107,9 @@ def _old_block(name: str) -> str:
 
 README = "# Project\n\nIntro.\n\n" + "\n\n".join(_old_block(g.name) for g in GRIDS) + "\n\n## After\n\nkept\n"
 
-TABLE_A, TABLE_B, TABLE_C, TABLE_D, TABLE_E = GRIDS
+TABLE_A, TABLE_C = ALL["A"], ALL["C"]
+#: What `make table` queues: every experiment of tables A to E, each set of params once.
+EXPERIMENTS = experiments_of(GRIDS)
 #: The experiment run through DVC's queue; the one queued to fail (`broken`), with no epochs; and
 #: three the tests single out.
 QUEUED = Experiment(TABLE_A, TABLE_A.arms[0])
@@ -126,9 +131,11 @@ def exp_name(experiment: Experiment) -> str:
 
 
 def _record_experiment(repo: Repo, baseline: str, experiment: Experiment) -> None:
-    """Record `experiment` the way DVC stores one (a commit on the baseline under
-    refs/exps/<baseline[:2]>/<baseline[2:]>/<name>), with the stage run directly: much faster
-    than DVC running it, for the experiments whose only role is to fill the tables."""
+    """Record `experiment` the way DVC stores one, with the stage run directly.
+
+    - A commit on the baseline under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>.
+    - Much faster than DVC running it, for the experiments whose only role is to fill the tables.
+    """
     repo.run("git", "checkout", "-q", baseline, "--", "params.yaml")  # the baseline's, not the last one's
     repo.set_params(**{param.replace(".", "__"): value for param, value in experiment.params().items()})
     with contextlib.chdir(repo.root):
@@ -140,22 +147,24 @@ def _record_experiment(repo: Repo, baseline: str, experiment: Experiment) -> Non
 
 
 def _run_queue(repo: Repo) -> None:
-    """Run the queue as `python -m ewmtcnn.study.grid` does (`grid.wait`), in the repository's DVC
-    environment but without this venv on PATH: DVC's workers must come from `experiments.dvc`."""
+    """Run the queue as `python -m ewmtcnn.study.queue` does (`queue.wait`), in the repository's DVC environment.
+
+    - Without this venv on PATH: DVC's workers must come from `commands.dvc`.
+    """
     with pytest.MonkeyPatch.context() as patch, contextlib.chdir(repo.root):
         for name in set(os.environ) - set(repo.env):
             patch.delenv(name)
         for name, value in {**repo.env, "PATH": os.defpath}.items():
             patch.setenv(name, value)
         with pytest.raises(InputError, match=r"some experiments failed(.|\n)*\bbroken .* Failed"):
-            grid.wait(2)
+            queue.wait(2)
 
 
 @functools.cache
 def build(base: Path) -> Repo:
     """The project under `base` (pytest's session folder), with `show.json`, its `dvc exp show --json`.
 
-    QUEUED is run through DVC's queue by `grid.wait`, with a failing experiment (`broken`, the
+    QUEUED is run through DVC's queue by `queue.wait`, with a failing experiment (`broken`, the
     experiment CORR_SEED with no epochs) beside it and one left queued (`pending`); the other 32
     experiments are recorded directly (`_record_experiment`).
     """

@@ -1,23 +1,20 @@
-"""The variants of the tables, and the folds of one variant, as Slurm jobs that share this
-repository's DVC cache (docs/machines.md).
+"""The experiments of the tables, and the folds of one variant, as Slurm jobs that share this repository's DVC cache.
 
-    python -m ewmtcnn.cluster.jobs grid [--tables ABCDE] [--no-wait]   # what `make table SCHEDULER=slurm` runs
-    python -m ewmtcnn.cluster.jobs folds [--no-wait]                   # this workspace's variant, a job per fold
-
-`grid` submits one array job, a task per experiment that has no usable run yet in `dvc exp show`
-(so a rerun resubmits only what is missing or failed), and a job that builds the README tables
-once every task has succeeded (`--dependency=afterok`). Each task clones this repository at
-HEAD with the workspace's changes (as DVC's own queue takes them along), points the clone at
-this repository's DVC cache, runs its experiment there (`dvc exp run -S ...`) and pushes it back
-here (`dvc exp push --no-cache origin`): outputs stay in the shared cache, whose run-cache also
-gives back whatever a killed task had finished. `folds` submits the train stage's folds as an
-array (`python -m stages.train --repeat R --fold K` into this workspace), then a job that
-records the stage (`dvc commit train`) and runs `evaluate`.
-
-Each submission has a folder under .slurm/ (git-ignored): tasks.json, logs/<job>_<task>.out,
-done/<task> (written by a task that succeeded), work/<task> (a task's clone, removed on success).
-The commands wait and report failed tasks with their variant, job id and log; `--no-wait`
-returns once submitted. sbatch options come from slurm.yaml.
+- `python -m ewmtcnn.cluster grid [--tables ABCDE] [--no-wait]` (what `make table SCHEDULER=slurm` runs):
+  an array job with a task per experiment that has no usable run yet in `dvc exp show` (a rerun
+  resubmits only what is missing or failed), then a job that builds the README tables once every
+  task has succeeded (`--dependency=afterok`).
+- A task of `grid` clones this repository at HEAD with the workspace's changes (as DVC's own queue
+  takes them along), points the clone at this repository's DVC cache, runs its experiment there
+  (`dvc exp run -S ...`) and pushes it back here (`dvc exp push --no-cache origin`).
+- Outputs stay in the shared cache, whose run-cache also gives back whatever a killed task had finished.
+- `python -m ewmtcnn.cluster folds [--no-wait]`: the train stage's folds of this workspace's variant
+  as an array (`python -m stages.train --repeat R --fold K`), then a job that records the stage
+  (`dvc commit train`) and runs `evaluate`.
+- Each submission has a folder under .slurm/ (git-ignored): tasks.json, logs/<job>_<task>.out,
+  done/<task> (written by a task that succeeded), work/<task> (a task's clone, removed on success).
+- The commands wait and report failed tasks with their variant, job id and log; `--no-wait`
+  returns once submitted. sbatch options come from slurm.yaml (docs/machines.md).
 """
 
 from __future__ import annotations
@@ -33,21 +30,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ewmtcnn import InputError, cli, params, paths
+from ewmtcnn import InputError, paths
 from ewmtcnn.cluster import slurm
-from ewmtcnn.data import folds
+from ewmtcnn.config import sections
 from ewmtcnn.io.atomic import write_json, write_text
 from ewmtcnn.study import experiments, table
-from ewmtcnn.study.grid import GRIDS, chosen, experiments_of
+from ewmtcnn.study.commands import dvc, output
+from ewmtcnn.study.design import GRIDS, TARGET, experiments_of, grids_named
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
-    return experiments.output(["git", *args], f"`git {' '.join(args)}`", cwd=cwd)
+    """The stdout of a git command."""
+    return output(["git", *args], f"`git {' '.join(args)}`", cwd=cwd)
 
 
 def _job(*args: str) -> list[str]:
-    """A command that a job runs: this module, with this interpreter (on the shared file system)."""
-    return [sys.executable, "-m", "ewmtcnn.cluster.jobs", *args]
+    """A command that a job runs: this package's CLI, with this interpreter (on the shared file system)."""
+    return [sys.executable, "-m", "ewmtcnn.cluster", *args]
 
 
 # --- the grid --------------------------------------------------------------------------------
@@ -55,7 +54,7 @@ def _job(*args: str) -> list[str]:
 
 def submit_grid(tables: str, config: Path, wait: bool) -> None:
     """Submit the experiments of `tables` that have no usable run yet, then the tables' job."""
-    grids = chosen(tables)
+    grids = grids_named(tables)
     flags = slurm.options(config)
     slurm.check()
     frame = experiments.experiments(experiments.exp_show(None))
@@ -93,7 +92,7 @@ def run_task(run: Path) -> None:
     spec = slurm.read_tasks(run)
     task = spec["tasks"][index]
     repo, work = Path.cwd(), run / "work" / str(index)
-    cache = experiments.dvc("cache", "dir").strip()
+    cache = dvc("cache", "dir").strip()
     shutil.rmtree(work, ignore_errors=True)
     _git("clone", "--quiet", "--no-checkout", str(repo), str(work))
     _git("checkout", "--quiet", "--detach", spec["baseline"], cwd=work)
@@ -105,16 +104,12 @@ def run_task(run: Path) -> None:
         _git("apply", "--binary", str(run / "workspace.patch"), cwd=work)
     name = f"slurm-{job}-{index}"
     with contextlib.chdir(work):
-        experiments.dvc("cache", "dir", "--local", cache)
-        experiments.dvc("config", "--local", "cache.shared", "group")
-        experiments.dvc("checkout", "--allow-missing", "--quiet")
+        dvc("cache", "dir", "--local", cache)
+        dvc("config", "--local", "cache.shared", "group")
+        dvc("checkout", "--allow-missing", "--quiet")
         print(f"{task['label']}: dvc exp run {' '.join(task['overrides'])}", flush=True)
-        print(
-            experiments.dvc(
-                "exp", "run", "--name", name, *(a for o in task["overrides"] for a in ("-S", o)), experiments.TARGET
-            )
-        )
-        experiments.dvc("exp", "push", "--no-cache", "origin", name)
+        print(dvc("exp", "run", "--name", name, *(a for o in task["overrides"] for a in ("-S", o)), TARGET))
+        dvc("exp", "push", "--no-cache", "origin", name)
     write_text(name + "\n", run / "done" / str(index))
     shutil.rmtree(work)
 
@@ -133,20 +128,24 @@ CODE = ("ewmtcnn", "stages", "dvc.yaml")
 
 
 def _fingerprint() -> str:
-    """What the folds depend on, as one key: HEAD, the workspace's changes to the code, params.yaml
-    (the data follow from them; outputs such as the metrics are left out)."""
+    """What the folds depend on, as one key: HEAD, the workspace's changes to the code, and params.yaml.
+
+    - The data follow from them; outputs such as the metrics are left out.
+    """
     code = _git("diff", "--binary", "HEAD", "--", *CODE)
     parts = (_git("rev-parse", "HEAD"), code, paths.PARAMS.read_text(encoding="utf-8"))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
 def submit_folds(config: Path, wait: bool) -> None:
-    """Submit the folds of this workspace's variant that have not yet succeeded for these params
-    and code, then the job that records the stage and evaluates."""
+    """Submit the folds of this workspace's variant not yet trained for these params and code, then record and evaluate.
+
+    - The last job records the train stage and runs `evaluate`.
+    """
     flags = slurm.options(config)
     slurm.check()
-    p = params.load()
-    repeats, count = folds.repeats(p), folds.count(p)
+    split = sections.load().split
+    repeats, count = split.repeats, split.folds
     key = _fingerprint()
     fresh = not (slurm.RUNS / f"folds-{key}").exists()
     run = slurm.folder("folds", key)
@@ -201,13 +200,14 @@ def run_fold(run: Path) -> None:
 
 def record(run: Path) -> None:
     """The job after every fold: the train stage recorded as run (`dvc commit`), then `evaluate`."""
-    experiments.dvc("commit", "--force", "train")
-    print(experiments.dvc("repro", "evaluate"))
+    dvc("commit", "--force", "train")
+    print(dvc("repro", "evaluate"))
     write_text("recorded\n", run / "done" / "final")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ewmtcnn.cluster.jobs", description=__doc__.splitlines()[0])
+    """Submit the grid or the folds, or run one of the jobs they submit."""
+    parser = argparse.ArgumentParser(prog="python -m ewmtcnn.cluster", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     grid = commands.add_parser("grid", help="the variants of the tables as an array job, then the tables")
     grid.add_argument("--tables", default="".join(g.name for g in GRIDS))
@@ -230,7 +230,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         "record": lambda: record(args.run),
     }
     actions[args.command]()
-
-
-if __name__ == "__main__":
-    cli.run(main)

@@ -1,10 +1,11 @@
-"""Slurm as the project's jobs use it: the sbatch options of slurm.yaml, a check that a scheduler
-answers before anything is submitted, submission, a submission's folder under .slurm/, and
-waiting for a job's tasks, reporting those that did not succeed.
+"""Slurm as the project's jobs use it: options, a check, submission, a submission's folder, waiting.
 
-Slurm's own commands do the work (`sbatch`, `squeue`, `scontrol`, `scancel`), called as a user
-would; no Python binding of Slurm's C library is needed, nor any accounting database: a task's
-end is read off `squeue`, which keeps finished jobs for Slurm's MinJobAge (300 s by default).
+- The sbatch options come from slurm.yaml, checked before anything is submitted, as is a
+  scheduler that answers.
+- Waiting for a job's tasks reports those that did not succeed.
+- Slurm's own commands do the work (`sbatch`, `squeue`, `scontrol`, `scancel`), called as a user
+  would: no Python binding of Slurm's C library, and no accounting database.
+- A task's end is read off `squeue`, which keeps finished jobs for Slurm's MinJobAge (300 s by default).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import yaml
 
 from ewmtcnn import InputError
-from ewmtcnn.study import experiments
+from ewmtcnn.study.commands import output
 
 CONFIG = Path("slurm.yaml")
 #: The submissions' folders (git-ignored), on the shared file system.
@@ -39,13 +40,13 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "mem": ("--mem", r"(\d+[KMGT]?)?"),  # per node; empty: the partition's default
     "gpus": ("--gpus", r"\d+"),  # 0: none asked for
 }
-#: Slurm's states of a task that has ended without success.
-FAILED = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 
 
 def options(path: Path = CONFIG) -> list[str]:
-    """The sbatch flags that `path` (slurm.yaml) sets; an unknown key or a malformed value is
-    refused, naming the file and the key, before anything is submitted."""
+    """The sbatch flags that `path` (slurm.yaml) sets.
+
+    - An unknown key or a malformed value is refused, naming the file and the key, before anything is submitted.
+    """
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as e:
@@ -71,7 +72,7 @@ def _command(args: Sequence[str], what: str) -> str:
     """The stdout of a Slurm command; its absence or failure is one InputError."""
     if shutil.which(args[0]) is None:
         raise InputError(f"{what}: `{args[0]}` not found on PATH; is Slurm installed here (slurm/cluster.sh)?")
-    return experiments.output(args, f"{what}: `{shlex.join(args)}`")
+    return output(args, f"{what}: `{shlex.join(args)}`")
 
 
 def check() -> None:
@@ -95,8 +96,11 @@ def submit(
     after: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """Submit `command` (run in this directory, with this environment plus `env`) as a batch job,
-    or an array of the tasks numbered `array`, after job `after` has succeeded; returns the job id."""
+    """Submit `command` as a batch job and return its id.
+
+    - It runs in this directory, with this environment plus `env`.
+    - `array`: an array of the tasks so numbered; `after`: once job `after` has succeeded.
+    """
     args = ["sbatch", "--parsable", f"--job-name={name}", f"--output={log}", f"--chdir={Path.cwd()}", *flags]
     if array is not None:
         args.append(f"--array={','.join(map(str, array))}")
@@ -109,8 +113,10 @@ def submit(
 
 
 def states(job: str) -> dict[int | None, str]:
-    """The state of each task of `job` (an array: by task index; else under None) that Slurm
-    still knows: pending and running ones, and ended ones for MinJobAge."""
+    """The state of each task of `job` that Slurm still knows: by task index for an array, else under None.
+
+    - Slurm knows pending and running tasks, and ended ones for MinJobAge.
+    """
     out = _command(["squeue", "--noheader", "--array", "--states=all", "--jobs", job, "--format=%K %T"], "squeue")
     found: dict[int | None, str] = {}
     for line in out.splitlines():
@@ -125,6 +131,7 @@ def active(job: str) -> bool:
 
 
 def cancel(job: str) -> None:
+    """Cancel `job` (all of its tasks)."""
     _command(["scancel", job], f"cancelling job {job}")
 
 
@@ -143,9 +150,11 @@ def read_tasks(run: Path) -> dict[str, Any]:
 
 
 def wait_tasks(job: str, run: Path, labels: Sequence[str], indices: Sequence[int], dependent: str) -> None:
-    """Wait until no task of array `job` is pending or running; a task without its done/ file is
-    reported with its label, Slurm job id and state, and its log, and the job `dependent` on the
-    array is cancelled, since its dependency can no longer be met."""
+    """Wait until no task of array `job` is pending or running; refuse a task that did not succeed.
+
+    - A task without its done/ file is reported with its label, Slurm job id and state, and its log.
+    - The job `dependent` on the array is then cancelled, since its dependency can no longer be met.
+    """
     said = -1
     while active(job):
         done = sum((run / "done" / str(i)).exists() for i in indices)

@@ -1,12 +1,9 @@
-"""The views of an image that a network sees: for training, as in the paper, RandomResizedCrop(224)
-+ horizontal flip; for evaluation the centre crop; both normalised as the backbone expects.
+"""The views of an image that a network sees, normalised as the backbone expects.
 
-`views` works on a whole batch from the preprocessed uint8 store instead of running a
-per-image `torchvision.transforms` pipeline: measured on a 2-core CPU (benchmarks/loading.py),
-that pipeline spends more time in per-image sampling, float conversion and torch's resize
-kernel than OpenCV needs for the whole view. Crop boxes are drawn for the batch at once with
-the same distribution as `torchvision.transforms.RandomResizedCrop.get_params`; each crop is
-resized by OpenCV in uint8 and normalised while it is still in cache.
+- Training: RandomResizedCrop(224) and a horizontal flip, as in the paper; evaluation: the centre crop.
+- A whole batch at once from the uint8 store: crop boxes drawn as
+  `torchvision.transforms.RandomResizedCrop.get_params` draws them, each crop resized by OpenCV in uint8
+  (benchmarks/loading.py compares it with a per-image torchvision pipeline).
 """
 
 from __future__ import annotations

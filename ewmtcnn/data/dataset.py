@@ -1,7 +1,7 @@
 """The Emotion6 table: its schema, its validation, and the labels that training uses.
 
-`ground_truth.txt` is parsed by hand rather than with `pandas.read_csv` so that every
-problem can be reported with its line number and offending value, all at once.
+- `ground_truth.txt` is parsed by hand, not with `pandas.read_csv`, so that every problem is reported at
+  once with its line number and offending value.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ DISTRIBUTION: tuple[str, ...] = (*EMOTIONS, NEUTRAL)
 GROUND_TRUTH = "ground_truth.txt"
 IMAGE_DIR = "images"
 HEADER = "\t".join(["[image_filename]", "[valence]", "[arousal]", *(f"[prob. {e}]" for e in DISTRIBUTION)])
-#: Class-label choices (`data.label`): the annotators' dominant emotion or the search keyword.
-LABELS = ("dominant", "folder")
 #: The columns of the labels table that the preprocess stage writes.
 LABEL_COLUMNS = ("image", "folder", "valence", "arousal", *DISTRIBUTION, "dominant")
 SCALE = (1.0, 9.0)  # the user study's valence/arousal scale

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ewmtcnn import InputError, params
-
-#: More folds than this leave test folds too small to score (Emotion6's rarest class has 33 images).
-MAX_FOLDS = 20
-#: Repeats beyond this add hardly any precision to the corrected intervals, and cost time.
-MAX_REPEATS = 10
-
-
-def count(p: Mapping[str, Any]) -> int:
-    """`split.folds`, checked: the one place that says how many folds there may be."""
-    return params.integer(p, "split.folds", 2, MAX_FOLDS)
-
-
-def repeats(p: Mapping[str, Any]) -> int:
-    """`split.repeats`, checked: how many times k-fold cross-validation is repeated."""
-    return params.integer(p, "split.repeats", 1, MAX_REPEATS)
+from ewmtcnn import InputError
 
 
 def assign(labels: pd.DataFrame, label: str, folds: int, seed: int, repeats: int = 1) -> pd.DataFrame:
-    """One row per (repeat, image) (`image`, `repeat`, `fold`), each repeat a stratified k-fold
-    split by the class label in column `label`, shuffled with seed `seed + repeat`.
+    """One row per (repeat, image) (`image`, `repeat`, `fold`): each repeat a stratified k-fold split.
 
-    Rows go repeat by repeat, each in the labels table's order, so the same params give the
-    same bytes, and repeat 0 is the split of a single k-fold run with `seed`.
+    - Split by the class label in column `label`, shuffled with seed `seed + repeat`.
+    - Rows go repeat by repeat, each in the labels table's order: the same params give the same bytes,
+      and repeat 0 is the split of a single k-fold run with `seed`.
     """
     return pd.concat([_split(labels, label, folds, seed + r).assign(repeat=r) for r in range(repeats)])[
         ["image", "repeat", "fold"]

@@ -1,7 +1,7 @@
 """Decoding Emotion6's JPEGs once into a square uint8 store that training memory-maps.
 
-The public reimplementation decodes every JPEG again in every epoch; here each image is
-decoded once, resized and centre-cropped, and kept as one (N, 3, S, S) uint8 `.npy` array.
+- Each image is decoded once, resized and centre-cropped, and kept in one (N, 3, S, S) uint8 `.npy` array
+  (the public reimplementation decodes every JPEG again in every epoch).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -24,7 +24,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from ewmtcnn import InputError, params
+from ewmtcnn import InputError
+from ewmtcnn.config.checks import bounded
+from ewmtcnn.config.sections import MAX_SIZE
 from ewmtcnn.data.dataset import GROUND_TRUTH, IMAGE_DIR, problems_error
 from ewmtcnn.io.atomic import written
 from ewmtcnn.io.safe_load import read_array
@@ -41,14 +43,9 @@ DISK_MARGIN = 100 * 1024**2
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-#: The largest store side accepted: 1980 images of 1024 px already take 6.2 GB, and no
-#: backbone here reads inputs of more than about 500 px.
-MAX_SIZE = 1024
-
-
-def store_size(p: Mapping[str, Any], smallest: int) -> int:
-    """`preprocess.size`, checked: at least the backbone's input side `smallest`, at most MAX_SIZE."""
-    return params.integer(p, "preprocess.size", smallest, MAX_SIZE)
+def store_size(size: int, smallest: int) -> int:
+    """`preprocess.size` as `size`, checked to be at least the backbone's input side `smallest` (at most MAX_SIZE)."""
+    return bounded("preprocess.size", size, smallest, MAX_SIZE)
 
 
 def workers() -> int:

@@ -1,8 +1,8 @@
 """The LDL measures of Geng (2016) and the classification scores, per image, per fold and over folds.
 
-The LDL measures are hand-written in numpy rather than taken from scipy so that the tests can use
-scipy as an independent reference, and so that every measure is one vectorised pass over (N, c)
-arrays. Balanced accuracy and macro-F1 come from scikit-learn.
+- The LDL measures are written in numpy, one vectorised pass over (N, c) arrays each, so that the
+  tests can use scipy as an independent reference.
+- Balanced accuracy and macro-F1 come from scikit-learn.
 """
 
 from __future__ import annotations
@@ -99,8 +99,7 @@ def class_scores(labels: np.ndarray, q: np.ndarray) -> dict[str, float]:
 
 
 def fold_scores(p: np.ndarray, q: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """One fold's scores in SCORES order: the class scores, then each measure averaged over its images
-    (the LDL convention)."""
+    """One fold's scores in SCORES order: the class scores, then each measure averaged over its images."""
     scores = class_scores(labels, q)
     scores.update({name: float(values.mean()) for name, values in distances(p, q).items()})
     return scores

@@ -1,9 +1,8 @@
-"""From the trained folds of repeated cross-validation to what users read: out-of-fold predictions,
-the scores with their confidence intervals beside the trivial baselines', the settings the folds
-trained with, the learning curves, the confusion table and the prior heatmap.
+"""From the trained folds of repeated cross-validation to what users read.
 
-Everything here computes; nothing writes. The evaluate stage computes every output first and
-writes them only when all succeeded, so a failure never leaves a mix of old and new files.
+- Out-of-fold predictions, the scores with their intervals beside the trivial baselines', the
+  hyperparameters the folds trained with, learning curves, the confusion table, the prior heatmap.
+- Everything here computes; nothing writes: the evaluate stage writes once every output is computed.
 """
 
 from __future__ import annotations
@@ -18,43 +17,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ewmtcnn import InputError, paths
-from ewmtcnn.evaluation import baselines, metrics, resampling
+from ewmtcnn.evaluation import baselines, metrics, predictions, resampling
 from ewmtcnn.io import checkpoint
 from ewmtcnn.io.checkpoint import HISTORY, TrainedFold
+from ewmtcnn.io.choice import HYPERPARAMETERS
 
 #: The trained folds by (repeat, fold).
 Folds = Mapping[tuple[int, int], TrainedFold]
-#: What a fold's selection.json records besides the recipe: the settings it trained with.
-SETTINGS = ("epochs", "lr_head", "weight_decay")
 #: The prediction tables each fold is scored on: its held-out fold and, in place, its training images.
 PARTS = ("test", "train")
 RETRAIN = "retrain: `dvc repro train`"
 
 
-def columns(table: pd.DataFrame, prefix: str) -> list[str]:
-    """The `true_<emotion>` or `pred_<emotion>` columns of a prediction table, in output order."""
-    return [c for c in table.columns if c.startswith(prefix)]
-
-
-def emotions(table: pd.DataFrame) -> list[str]:
-    """The emotions a prediction table covers, in output order."""
-    return [c.removeprefix("pred_") for c in columns(table, "pred_")]
-
-
-def _classes(table: pd.DataFrame) -> np.ndarray:
-    """Each row's class label as an index into the table's emotions."""
-    return table["label"].map(emotions(table).index).to_numpy()
-
-
 def scores(table: pd.DataFrame) -> dict[str, float]:
-    """Every score of metrics.SCORES on one fold's prediction table."""
-    true, pred = table[columns(table, "true_")].to_numpy(), table[columns(table, "pred_")].to_numpy()
-    return metrics.fold_scores(true, pred, _classes(table))
+    """Every score of metrics.SCORES on one fold's predictions table."""
+    return metrics.fold_scores(predictions.true(table), predictions.pred(table), predictions.classes(table))
 
 
 def _table_problem(table: pd.DataFrame, repeat: int, fold: int, names: list[str]) -> str | None:
-    """What is wrong with one of fold (repeat, fold)'s prediction tables, if anything."""
-    expected = ["image", "repeat", "fold", "label", *(f"true_{e}" for e in names), *(f"pred_{e}" for e in names)]
+    """What is wrong with one of fold (repeat, fold)'s predictions tables, if anything."""
+    expected = predictions.header(names)
     if list(table.columns) != expected:
         return f"expected the columns {', '.join(expected)}; found {', '.join(map(str, table.columns))}"
     if table.empty:
@@ -63,15 +45,15 @@ def _table_problem(table: pd.DataFrame, repeat: int, fold: int, names: list[str]
         return f"holds predictions of another fold than repeat {repeat}, fold {fold}"
     if not table["label"].isin(names).all():
         return f"a class label outside {', '.join(names)}"
-    values = table[expected[4:]]
+    values = table[expected[len(predictions.KEY) :]]
     if not all(map(pd.api.types.is_numeric_dtype, values.dtypes)) or not np.isfinite(values.to_numpy(float)).all():
         return "a distribution entry that is not a finite number"
     return None
 
 
 def check_folds(folds: Folds) -> None:
-    """Refuse, naming the file, a fold's prediction table that is not its own as this version writes it."""
-    names = emotions(next(iter(folds.values())).test)
+    """Refuse, naming the file, a fold's predictions table that is not its own as this version writes it."""
+    names = predictions.emotions(next(iter(folds.values())).test)
     for (repeat, fold), trained in folds.items():
         for file, table in ((checkpoint.TEST, trained.test), (checkpoint.TRAIN, trained.train)):
             if (problem := _table_problem(table, repeat, fold, names)) is not None:
@@ -79,9 +61,11 @@ def check_folds(folds: Folds) -> None:
 
 
 def out_of_fold(folds: Folds, order: pd.Series) -> pd.DataFrame:
-    """Every image's held-out prediction once per repeat, ordered by repeat, then as in `order` (the
-    labels table's images), from folds that passed `check_folds`; a repeat whose test folds miss an
-    image or hold one twice is refused."""
+    """Every image's held-out prediction once per repeat, ordered by repeat, then as in `order`.
+
+    - `order` is the labels table's images; the folds have passed `check_folds`.
+    - A repeat whose test folds miss an image or hold one twice is refused.
+    """
     per_repeat = []
     for repeat in sorted({r for r, _ in folds}):
         held_out = pd.concat([trained.test for (r, _), trained in sorted(folds.items()) if r == repeat])
@@ -94,19 +78,22 @@ def out_of_fold(folds: Folds, order: pd.Series) -> pd.DataFrame:
     return pd.concat(per_repeat, ignore_index=True)
 
 
-def fold_size_ratio(predictions: pd.DataFrame) -> float:
-    """n_test / n_train for the intervals: the mean test fold's size over the mean training set's (the
-    rest of its repeat's images), from a table with one row per prediction and its `repeat` and `fold`."""
-    test = predictions.groupby(["repeat", "fold"]).size()
+def fold_size_ratio(table: pd.DataFrame) -> float:
+    """n_test / n_train for the intervals: the mean test fold's size over the mean training set's.
+
+    - A training set is the rest of its repeat's images.
+    - `table` has one row per prediction, with its `repeat` and `fold`.
+    """
+    test = table.groupby(["repeat", "fold"]).size()
     train = test.groupby(level="repeat").transform("sum") - test
     return float(test.mean() / train.mean())
 
 
-def baseline_report(predictions: pd.DataFrame, ratio: float) -> dict[str, dict[str, dict[str, float]]]:
+def baseline_report(out_of_fold: pd.DataFrame, ratio: float) -> dict[str, dict[str, dict[str, float]]]:
     """Each baseline's scores summarised over the (repeat, fold)s, learned from each fold's training folds."""
     per_fold: dict[str, list[dict[str, float]]] = {name: [] for name in baselines.BASELINES}
-    for _, table in predictions.groupby("repeat"):
-        targets, classes = table[columns(table, "true_")].to_numpy(), _classes(table)
+    for _, table in out_of_fold.groupby("repeat"):
+        targets, classes = predictions.true(table), predictions.classes(table)
         for fold in sorted(table["fold"].unique()):
             test = (table["fold"] == fold).to_numpy()
             for name, fold_scores in baselines.fold_scores(targets, classes, test).items():
@@ -114,47 +101,45 @@ def baseline_report(predictions: pd.DataFrame, ratio: float) -> dict[str, dict[s
     return {name: resampling.summarise(values, ratio) for name, values in per_fold.items()}
 
 
-def metrics_report(folds: Folds, predictions: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(metrics.json: each score's mean, std and 95% interval over the folds, the per-class accuracy
-    pooled over every repeat's out-of-fold predictions and the baselines; folds.json: each fold's scores)."""
+def metrics_report(folds: Folds, out_of_fold: pd.DataFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The contents of metrics.json and folds.json.
+
+    - metrics.json: each score's mean, std and 95% interval over the folds, the per-class accuracy
+      pooled over every repeat's out-of-fold predictions, and the baselines.
+    - folds.json: each fold's scores.
+    """
     per_fold = [
         {"repeat": repeat, "fold": fold, "test": scores(trained.test), "train": scores(trained.train)}
         for (repeat, fold), trained in sorted(folds.items())
     ]
-    ratio = fold_size_ratio(predictions)
+    ratio = fold_size_ratio(out_of_fold)
     summary: dict[str, Any] = {part: resampling.summarise([f[part] for f in per_fold], ratio) for part in PARTS}
-    q = predictions[columns(predictions, "pred_")].to_numpy()
-    summary["test_per_class_acc"] = metrics.per_class_accuracy(_classes(predictions), q, emotions(predictions))
-    summary["baselines"] = baseline_report(predictions, ratio)
+    summary["test_per_class_acc"] = metrics.per_class_accuracy(
+        predictions.classes(out_of_fold), predictions.pred(out_of_fold), predictions.emotions(out_of_fold)
+    )
+    summary["baselines"] = baseline_report(out_of_fold, ratio)
     return summary, per_fold
 
 
-def _settings(trained: TrainedFold, repeat: int, fold: int) -> dict[str, Any]:
-    """One fold's recipe and settings from its selection.json, checked to be a name and numbers."""
-    path = paths.fold_dir(repeat, fold) / checkpoint.SELECTION
-    chosen = {key: trained.selection[key] for key in ("recipe", *SETTINGS)}
-    if not isinstance(chosen["recipe"], str):
-        raise InputError(f"{path}: recipe must be a name; found {chosen['recipe']!r}; {RETRAIN}")
-    for key in SETTINGS:
-        if isinstance(chosen[key], bool) or not isinstance(chosen[key], (int, float)):
-            raise InputError(f"{path}: {key} must be a number; found {chosen[key]!r}; {RETRAIN}")
-    return chosen
-
-
 def selection_report(folds: Folds) -> dict[str, Any]:
-    """metrics/selection.json: the recipe, the median, min and max over all folds of each setting the
-    folds trained with, and the per-fold list; folds trained with different recipes are refused."""
-    chosen = {key: _settings(trained, *key) for key, trained in sorted(folds.items())}
-    recipes = sorted({settings.pop("recipe") for settings in chosen.values()})
+    """metrics/selection.json: the recipe, and each hyperparameter the folds trained with.
+
+    - Each hyperparameter's median, min and max over all folds, then the per-fold list.
+    - Folds trained with different recipes are refused.
+    """
+    chosen = {key: trained.choice for key, trained in sorted(folds.items())}
+    recipes = sorted({choice.recipe for choice in chosen.values()})
     if len(recipes) != 1:
         raise InputError(
             f"{paths.TRAINED}: the folds trained with different recipes, {' and '.join(recipes)}; {RETRAIN}"
         )
     summary: dict[str, Any] = {"recipe": recipes[0]}
-    for key in SETTINGS:
-        values = [settings[key] for settings in chosen.values()]
-        summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-    summary["folds"] = [{"repeat": repeat, "fold": fold, **settings} for (repeat, fold), settings in chosen.items()]
+    for name in HYPERPARAMETERS:
+        values = [getattr(choice, name) for choice in chosen.values()]
+        summary[name] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    summary["folds"] = [
+        {"repeat": repeat, "fold": fold, **choice.hyperparameters()} for (repeat, fold), choice in chosen.items()
+    ]
     return summary
 
 
@@ -163,11 +148,14 @@ def learning_curve(folds: Folds) -> pd.DataFrame:
     return pd.concat([f.history for f in folds.values()]).groupby("epoch", as_index=False)[list(HISTORY)].mean()
 
 
-def confusion(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per out-of-fold prediction, every repeat's pooled (each image once per repeat): its
-    class label and the predicted (argmax) emotion, for DVC's confusion plot."""
-    pred = predictions[columns(predictions, "pred_")]
-    return pd.DataFrame({"actual": predictions["label"], "predicted": pred.idxmax(axis=1).str.removeprefix("pred_")})
+def confusion(out_of_fold: pd.DataFrame) -> pd.DataFrame:
+    """Each out-of-fold prediction's class label and predicted (argmax) emotion, for DVC's confusion plot.
+
+    - Every repeat's predictions pooled: each image once per repeat.
+    """
+    pred = out_of_fold[predictions.columns(out_of_fold, predictions.PRED)]
+    predicted = pred.idxmax(axis=1).str.removeprefix(predictions.PRED)
+    return pd.DataFrame({"actual": out_of_fold["label"], "predicted": predicted})
 
 
 def prior_png(folds: Sequence[TrainedFold], emotions: Sequence[str]) -> bytes:

@@ -1,15 +1,13 @@
-"""The corrected resampled t statistic of Nadeau & Bengio (2003), for figures from repeated k-fold
-cross-validation.
+"""The corrected resampled t statistic of Nadeau & Bengio (2003), for repeated k-fold cross-validation.
 
-The J = R x k fold scores are not independent: any two training sets share most of their images,
-so the plain standard error s / sqrt(J) is too small and a plain t interval too narrow. Nadeau
-and Bengio's correction replaces the variance factor 1/J by 1/J + n_test/n_train (Bouckaert and
-Frank, 2004, recommend it for repeated k-fold comparisons). The same statistic gives both a
-confidence interval for a mean score and, applied to paired per-fold differences between two
-variants, a test of whether their mean difference is zero.
-
-Written out rather than taken from a library because SciPy has only the uncorrected t; the
-Student t quantiles and tails come from `scipy.stats.t`.
+- The J = R x k fold scores are not independent: any two training sets share most of their images,
+  so the plain standard error s / sqrt(J) is too small and a plain t interval too narrow.
+- The correction replaces the variance factor 1/J by 1/J + n_test/n_train (Bouckaert and Frank,
+  2004, recommend it for repeated k-fold comparisons).
+- It gives a confidence interval for a mean score and, on paired per-fold differences between two
+  variants, a test of whether their mean difference is zero.
+- Written out, as SciPy has only the uncorrected t; the Student t quantiles and tails come from
+  `scipy.stats.t`.
 """
 
 from __future__ import annotations
@@ -37,9 +35,9 @@ class Corrected:
 def corrected_t(values: np.ndarray, test_train_ratio: float, level: float = LEVEL) -> Corrected:
     """The corrected resampled t interval and test over the J fold values `values`.
 
-    `test_train_ratio` is n_test / n_train of one fold (1/4 for 5-fold CV). With one value
-    there is no spread: the interval is the value itself and p is NaN; with no spread at all
-    (every value equal) the interval is the value and p is 0 unless the value is 0 (then 1).
+    - `test_train_ratio` is n_test / n_train of one fold (1/4 for 5-fold CV).
+    - With one value there is no spread: the interval is the value itself and p is NaN.
+    - With every value equal the interval is the value, and p is 0 unless the value is 0 (then 1).
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0 or not np.isfinite(values).all():
@@ -62,9 +60,9 @@ def corrected_t(values: np.ndarray, test_train_ratio: float, level: float = LEVE
 def summarise(per_fold: list[dict[str, float]], test_train_ratio: float) -> dict[str, dict[str, float]]:
     """Mean, sample std and 95% interval of each score over the folds of repeated cross-validation.
 
-    The interval is Nadeau and Bengio's corrected resampled t (`corrected_t`), which accounts
-    for the folds' shared training images through `test_train_ratio` (n_test / n_train of a fold).
-    One fold has no spread: std 0.0 and the mean for both ends.
+    - The interval is `corrected_t`'s: it accounts for the folds' shared training images through
+      `test_train_ratio` (n_test / n_train of a fold).
+    - One fold has no spread: std 0.0 and the mean for both ends.
     """
     if not per_fold:
         raise ValueError("no folds to summarise")

@@ -1,4 +1,4 @@
-"""What the head learns from: how features are extracted (the spec), the extraction, channel statistics.
+"""What the head learns from: the extraction of backbone features, and channel statistics.
 
 - May import `ewmtcnn.model` and below.
 """

@@ -1,18 +1,12 @@
-"""Multi-level channel statistics: the mean and standard deviation over space of every channel at
-the end of each of a backbone's stages, the "style" of an image that StyleEDL (ACM MM 2023) builds
-on, as an alternative to the last stage's pooled features.
+"""Multi-level channel statistics: each channel's mean and std over space at the end of every backbone stage.
 
-A stage ends where the feature map's resolution last has its size. The stages are found by
-running the backbone once on a blank image with a hook on every module (any timm, torchvision or
-EfficientNet-Lite model, without a per-architecture table): for each spatial size a 4-d output
-takes, the module run once per forward that finishes last with that size ends the stage. Maps of
-one pixel (after global pooling, or inside squeeze-and-excitation blocks) are no stage, nor are
-the larger maps that padding makes.
-
-Scaling: each stage's [means, stds] block is divided by its own root mean square, per image, and
-by the square root of the number of stages, so every stage weighs the same whatever its channel
-count and activation scale, and the vector's elements are of the order of pooled features'. It
-reads no statistics of other images: no test fold enters any image's features.
+- The "style" of an image that StyleEDL (ACM MM 2023) builds on, beside the last stage's pooled features.
+- Stage ends are found on any backbone by running it once on a blank image with a hook on every module: for
+  each spatial size of a 4-d output, the module run once per forward that finishes last at that size ends a
+  stage. One-pixel maps (global pooling, squeeze-and-excitation) and the larger maps of padding are no stage.
+- Scaling: each stage's [means, stds] block is divided by its own root mean square (per image) and by the
+  square root of the number of stages, so every stage weighs the same. No other image's statistics are read,
+  so no test fold enters any image's features.
 """
 
 from __future__ import annotations
@@ -61,7 +55,7 @@ def stage_ends(module: nn.Module, size: int) -> list[nn.Module]:
     return [finished[i][0] for i in sorted(last.values())]
 
 
-def statistics(maps: list[torch.Tensor]) -> torch.Tensor:
+def moments(maps: list[torch.Tensor]) -> torch.Tensor:
     """(B, sum of 2C) features from each stage's (B, C, H, W) map: per channel its mean and
     (population) standard deviation over space, each stage's block scaled as the module says."""
     blocks = []

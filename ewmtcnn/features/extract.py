@@ -1,10 +1,8 @@
-"""Backbone features of every image, computed once so that heads train on them in seconds: the
-features stage's cache, and prediction's input for new pictures.
+"""Backbone features of every image, computed once: the features stage's cache and prediction's input.
 
-What a feature vector is, `features.*` in params.yaml (`ewmtcnn.features.spec`): the backbone's
-pooled output or its multi-level channel statistics (`ewmtcnn.features.channel_stats`), averaged over one or
-more test-time views (`ewmtcnn.data.augment.TEST_VIEWS`), at the backbone's native input side or
-another.
+- What a vector holds follows `features.*` (`ewmtcnn.config.sections.Extraction`): the pooled output or the multi-level
+  channel statistics (`ewmtcnn.features.channel_stats`), averaged over the test-time views
+  (`ewmtcnn.data.augment.TEST_VIEWS`), at the backbone's native input side or another.
 """
 
 from __future__ import annotations
@@ -17,17 +15,15 @@ from torch import nn
 from tqdm import tqdm
 
 from ewmtcnn import InputError
+from ewmtcnn.config.sections import Extraction
 from ewmtcnn.data import augment
 from ewmtcnn.features import channel_stats
-from ewmtcnn.features.spec import Extraction
 from ewmtcnn.model.backbones import Backbone
 
 #: The default: the pooled features of the centre crop at the backbone's native side.
 POOLED_CENTRE = Extraction()
 RANDOM_INIT_SEED = 0  # a random-init backbone (model.pretrained: false) is still reproducible
-#: Channels-last batches of 16 were the fastest on a 2-core CPU (about 2x the default layout
-#: with batches of 64).
-BATCH_SIZE = 16
+BATCH_SIZE = 16  # images per forward pass, channels-last (benchmarks/features.py)
 
 
 def feature_backbone(backbone: Backbone, pretrained: bool, weights: str | Path | None = None) -> nn.Module:
@@ -79,7 +75,7 @@ def extract(
                     x = view(batch, backbone.size, backbone.mean, backbone.std)
                     with channel_stats.captured(ends) as maps:
                         pooled = module(x.to(device, memory_format=torch.channels_last))
-                    vector = (channel_stats.statistics(maps) if ends else pooled).float()
+                    vector = (channel_stats.moments(maps) if ends else pooled).float()
                     total = vector if total is None else total + vector
                 out.append((total / len(views)).cpu().numpy())
                 bar.update(len(batch))

@@ -1,13 +1,12 @@
 """Outputs appear whole or not at all: write to a temporary sibling, rename when complete.
 
-A temporary is named `.<final name>.<pid>-<random>.tmp<suffix>`: the writer's PID lets a later
-writer of the same output remove what a killed one left behind (a SIGKILL runs no cleanup),
-and the repository's `.gitignore` and `.dvcignore` match the pattern, so a leftover is never
-staged by git nor hashed into an output folder by DVC.
-
-Text outputs round every float to SIGNIFICANT digits: NumPy's vectorised exp and log differ
-between CPUs in the last bits, and rounding keeps a rerun on another machine byte-identical
-(except in the rare case of a value within a few ulps of a rounding boundary).
+- A temporary is named `.<final name>.<pid>-<random>.tmp<suffix>`: the writer's PID lets a later
+  writer of the same output remove what a killed one left behind (a SIGKILL runs no cleanup).
+- The repository's `.gitignore` and `.dvcignore` match the pattern, so a leftover is never staged
+  by git nor hashed into an output folder by DVC.
+- Text outputs round every float to SIGNIFICANT digits: NumPy's vectorised exp and log differ
+  between CPUs in the last bits, and rounding keeps a rerun on another machine byte-identical
+  (but for a value within a few ulps of a rounding boundary).
 """
 
 from __future__ import annotations
@@ -50,8 +49,8 @@ def _alive(pid: int) -> bool:
 def sweep(final: Path) -> list[Path]:
     """Remove the temporaries of `final` whose writer is dead; returns what was removed.
 
-    A live writer's temporary is never touched. A dead writer's PID reused by a new process
-    only delays the removal to a later run.
+    - A live writer's temporary is never touched.
+    - A dead writer's PID reused by a new process only delays the removal to a later run.
     """
     # mkstemp and mkdtemp draw the random part from [a-z0-9_].
     pattern = re.compile(rf"\.{re.escape(final.name)}\.(\d+)-[a-z0-9_]+\.tmp")
@@ -71,9 +70,9 @@ def sweep(final: Path) -> list[Path]:
 def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `final`; on success rename it to `final`.
 
-    On any exception the temporary path, and any parent folder this call created, are
-    removed, so a failed run leaves nothing behind; what a killed run left is swept first.
-    The temporary name keeps `final`'s suffix, since some writers (NumPy) append their own otherwise.
+    - On any exception the temporary path, and any parent folder this call created, are removed,
+      so a failed run leaves nothing behind; what a killed run left is swept first.
+    - The temporary name keeps `final`'s suffix, since some writers (NumPy) append their own otherwise.
     """
     final = Path(final)
     created = [p for p in reversed(final.parents) if not p.exists()]
@@ -132,8 +131,9 @@ def write_text(text: str, path: Path | str) -> None:
 def write_csv(table: pd.DataFrame, path: Path | str) -> None:
     """`table` as CSV without its index, floats rounded to SIGNIFICANT digits, atomically.
 
-    A float is written as the shortest text of its rounded value (`0.5`, `3.0`, `1e-12`), so a
-    float column reads back as floats; NaN is an empty field, pandas' default.
+    - A float is written as the shortest text of its rounded value (`0.5`, `3.0`, `1e-12`), so a
+      float column reads back as floats.
+    - NaN is an empty field, pandas' default.
     """
     with written(path) as tmp:
         table.to_csv(tmp, index=False, float_format=lambda value: repr(rounded(value)))
@@ -142,7 +142,7 @@ def write_csv(table: pd.DataFrame, path: Path | str) -> None:
 def write_json(content: Any, path: Path | str) -> None:
     """`content` as indented JSON with a final newline, floats rounded to SIGNIFICANT digits, atomically.
 
-    NaN and infinities are written as `NaN` and `Infinity`, as Python's json module does and
-    reads back (DVC's metrics commands too), rather than silently becoming null.
+    - NaN and infinities are written as `NaN` and `Infinity`, as Python's json module does and reads
+      back (DVC's metrics commands too), never as null.
     """
     write_text(json.dumps(_rounded_tree(content), indent=2) + "\n", path)

@@ -1,18 +1,18 @@
 """Trained models on disk: each fold of the train stage, and the final model for prediction.
 
-These files travel between machines (`dvc pull`, `dvc exp pull`, the fold recipe of
-docs/machines.md), so they hold plain tensors, strings and numbers only, and are read with
-`torch.load(weights_only=True)` (through `safe_load.read_torch`): a file that would need to
-unpickle code is refused, never run. Each carries a format tag, so a file of another layout is
-refused rather than misread. `torch.save` goes through memory first: saved straight to a file,
-the archive's entries are named after that file, whose temporary name would change the bytes.
+- The files travel between machines (`dvc pull`, `dvc exp pull`, docs/machines.md), so they hold
+  plain tensors, strings and numbers only.
+- They are read with `torch.load(weights_only=True)` (`safe_load.read_torch`): a file that would
+  need to unpickle code is refused, never run.
+- Each carries a format tag, so a file of another layout is refused rather than misread.
+- `torch.save` goes through memory first: saved straight to a file, the archive's entries are
+  named after that file, whose temporary name would change the bytes.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ewmtcnn import InputError
+from ewmtcnn import InputError, paths
 from ewmtcnn.io import safe_load
 from ewmtcnn.io.atomic import write_csv, write_json, written
+from ewmtcnn.io.choice import Choice
 
 FOLD_FORMAT = "ewmtcnn-fold-1"
 FINAL_FORMAT = "ewmtcnn-final-3"
@@ -62,54 +63,38 @@ def _content(path: Path, tag: str, keys: set[str], what: str, hint: str) -> dict
 # --- one fold of the train stage -------------------------------------------------------------
 
 
-def prediction_table(
-    images: Sequence[str],
-    repeat: int,
-    fold: int,
-    label_names: Sequence[str],
-    emotions: Sequence[str],
-    true: np.ndarray,
-    pred: np.ndarray,
-) -> pd.DataFrame:
-    """One row per image: image, repeat, fold, label, true_<emotion>..., pred_<emotion>..."""
-    table = pd.DataFrame({"image": list(images), "repeat": repeat, "fold": fold, "label": list(label_names)})
-    for j, e in enumerate(emotions):
-        table[f"true_{e}"] = true[:, j]
-    for j, e in enumerate(emotions):
-        table[f"pred_{e}"] = pred[:, j]
-    return table
-
-
 @dataclass
 class TrainedFold:
-    """One fold as the train stage leaves it."""
+    """Fold `fold` of repeat `repeat` as the train stage leaves it, in paths.fold_dir."""
 
+    repeat: int
+    fold: int
     history: pd.DataFrame
-    test: pd.DataFrame  # predictions of the held-out fold
-    train: pd.DataFrame  # predictions of the training images, in place
+    test: pd.DataFrame  # predictions table of the held-out fold (`evaluation.predictions`)
+    train: pd.DataFrame  # predictions table of the training images, in place
     state: dict[str, torch.Tensor]  # the network's weights
     prior_initial: np.ndarray | None  # the prior before training (None: prior.init none)
-    selection: dict[str, Any]  # the recipe and the settings it trained with: epochs, lr_head, weight_decay
+    choice: Choice  # the recipe and the hyperparameters it trained with (selection.json)
 
     @property
     def prior_final(self) -> np.ndarray | None:
         weight = self.state.get("prior.weight")
         return None if weight is None else weight.double().numpy()
 
-    def save(self, directory: Path) -> None:
-        """Write the fold's weights, history and predictions, all or nothing."""
-        with written(directory, directory=True) as tmp:
+    def save(self) -> None:
+        """Write the fold's weights, history, predictions and choice, all or nothing."""
+        with written(paths.fold_dir(self.repeat, self.fold), directory=True) as tmp:
             state = {k: v.detach().cpu() for k, v in self.state.items()}
             _save({"format": FOLD_FORMAT, "model": state, "prior_initial": _tensor(self.prior_initial)}, tmp / WEIGHTS)
             write_csv(self.history, tmp / HISTORY_FILE)
             write_csv(self.test, tmp / TEST)
             write_csv(self.train, tmp / TRAIN)
-            write_json(self.selection, tmp / SELECTION)
+            write_json(self.choice.record(), tmp / SELECTION)
 
 
-def read_fold(directory: Path) -> TrainedFold:
+def read_fold(repeat: int, fold: int) -> TrainedFold:
     """A fold as the train stage wrote it; a missing, foreign or corrupt file is an InputError naming it."""
-    repeat, fold = directory.parent.name.removeprefix("repeat-"), directory.name.removeprefix("fold-")
+    directory = paths.fold_dir(repeat, fold)
     hint = f"retrain it: `python -m stages.train --repeat {repeat} --fold {fold}` or `dvc repro train`"
     if not (directory / TEST).is_file():
         raise InputError(f"{directory}: fold not trained; {hint}")
@@ -125,12 +110,11 @@ def read_fold(directory: Path) -> TrainedFold:
             raise InputError(f"{directory / name}: not a readable table ({e}); {hint}") from None
     prior = _matrix(content["prior_initial"], directory / WEIGHTS)
     try:
-        selection = json.loads((directory / SELECTION).read_text(encoding="utf-8"))
+        record = json.loads((directory / SELECTION).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # json's JSONDecodeError is a ValueError
         raise InputError(f"{directory / SELECTION}: not readable ({e}); {hint}") from None
-    if not isinstance(selection, dict) or not {"recipe", "epochs", "lr_head", "weight_decay"} <= set(selection):
-        raise InputError(f"{directory / SELECTION}: not the settings a fold trained with; {hint}")
-    return TrainedFold(tables[HISTORY_FILE], tables[TEST], tables[TRAIN], state, prior, selection)
+    choice = Choice.read(record, str(directory / SELECTION), hint)
+    return TrainedFold(repeat, fold, tables[HISTORY_FILE], tables[TEST], tables[TRAIN], state, prior, choice)
 
 
 # --- the final model -----------------------------------------------------------------------------
@@ -153,20 +137,29 @@ class FinalModel:
     size: int  # preprocess.size: images are resized and centre-cropped to this square first
     images: int  # how many images it was trained on
     history: tuple[dict[str, float], ...]  # per epoch: its training figures
-    settings: dict[str, object]  # the recipe and what it trained with: epochs, lr_head, weight_decay
+    choice: Choice  # the recipe and the hyperparameters it trained with
 
     def save(self, path: Path) -> None:
         """One torch file of plain tensors, strings and numbers, written whole or not at all."""
-        content = {f.name: getattr(self, f.name) for f in fields(self)}
+        content = {_key(f.name): getattr(self, f.name) for f in fields(self)}
         content["state"] = {k: v.detach().cpu() for k, v in self.state.items()}
         content["prior_initial"] = _tensor(self.prior_initial)
+        content[_key("choice")] = self.choice.record()
         with written(path) as tmp:
             _save({"format": FINAL_FORMAT, **content}, tmp)
 
 
+def _key(field: str) -> str:
+    """A field of FinalModel as its file names it: the choice is stored as `settings`."""
+    return "settings" if field == "choice" else field
+
+
 def load_final(path: Path) -> FinalModel:
     """The final model in `path`; a missing, unreadable or foreign file is an InputError naming it."""
-    names = {f.name for f in fields(FinalModel)}
     hint = "train it with `dvc repro final` (or name another with --model)"
-    content = _content(path, FINAL_FORMAT, names, "a final EW-MTCNN model (as `dvc repro final` writes)", hint)
-    return FinalModel(**{**{k: content[k] for k in names}, "prior_initial": _matrix(content["prior_initial"], path)})
+    keys = {_key(f.name) for f in fields(FinalModel)}
+    content = _content(path, FINAL_FORMAT, keys, "a final EW-MTCNN model (as `dvc repro final` writes)", hint)
+    values = {f.name: content[_key(f.name)] for f in fields(FinalModel)}
+    values["prior_initial"] = _matrix(content["prior_initial"], path)
+    values["choice"] = Choice.read(content[_key("choice")], str(path), hint)
+    return FinalModel(**values)

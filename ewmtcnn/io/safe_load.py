@@ -1,9 +1,9 @@
 """The one place that loads PyTorch files and NumPy arrays: safely, and with one clear error.
 
-A missing, truncated, foreign or malicious file is an InputError that names the file, says what
-it should be and how to get a good one, instead of whichever exception the library raises.
-Neither loader can run code: `torch.load(weights_only=True)` and `np.load` without
-`allow_pickle` refuse pickled objects.
+- A missing, truncated, foreign or malicious file is an InputError that names the file, says what
+  it should be and how to get a good one.
+- Neither loader can run code: `torch.load(weights_only=True)` and `np.load` without
+  `allow_pickle` refuse pickled objects.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def _torch_reason(error: Exception) -> str:
 def read_torch(path: Path, what: str, hint: str) -> object:
     """The content of a `torch.save` file, on the CPU, loaded without running code.
 
-    `what` says what the file should be ("a fold checkpoint"), `hint` how to get a good one
-    ("rerun `dvc repro train`"); both go into the error for any file that cannot be loaded.
+    - `what` says what the file should be ("a fold checkpoint"), `hint` how to get a good one
+      ("rerun `dvc repro train`"); both go into the error for any file that cannot be loaded.
     """
     import torch  # here, not at the top: it takes seconds, and the data stages only read arrays
 
@@ -78,8 +78,11 @@ def read_torch(path: Path, what: str, hint: str) -> object:
 def read_array(
     path: Path, what: str, hint: str, *, dtype: np.dtype | None = None, ndim: int | None = None, mmap: bool = True
 ) -> np.ndarray:
-    """The array in a `.npy` file, memory-mapped read-only (or loaded, `mmap=False`), checked to
-    have `dtype` and `ndim` when given; object arrays are refused, since loading them unpickles."""
+    """The array in a `.npy` file, memory-mapped read-only (or loaded, `mmap=False`).
+
+    - Checked to have `dtype` and `ndim` when given.
+    - Object arrays are refused, since loading them unpickles.
+    """
     try:
         with path.open("rb") as f:
             # np.load takes anything without the .npy magic for a pickle and says so: check first.

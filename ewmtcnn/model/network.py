@@ -1,5 +1,7 @@
-"""EW-MTCNN's head: a fully connected layer followed by the emotion-wheel prior layer `z' = W z`,
-on cached backbone features or on a backbone (`ewmtcnn.model.backbones`) fine-tuned with it."""
+"""EW-MTCNN's network: a fully connected layer, then the emotion-wheel prior layer `z' = W z`.
+
+- The head reads cached backbone features, or a backbone (`ewmtcnn.model.backbones`) fine-tuned with it.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +10,16 @@ import torch
 from torch import nn
 
 from ewmtcnn import InputError
+from ewmtcnn.config.sections import HEADS
 
-#: `direct`: fc -> prior, as in the paper. `seed`: fc -> ReLU -> Dropout(0.5) -> prior, as the
-#: public reimplementation of EW-MTCNN arranges its head (so negative logits are zeroed before
-#: the prior mixes them); kept for comparison.
-HEADS = ("direct", "seed")
 SEED_DROPOUT = 0.5
 
 
 class EmotionNet(nn.Module):
     """EW-MTCNN: [backbone ->] fc -> [ReLU -> Dropout ->] prior; returns logits z'.
 
-    Without a backbone it trains on cached features, (B, features) in place of images. With
-    `prior` None (init `none`) both heads are the fc alone, as in the reimplementation.
+    - Without a backbone it trains on cached features, (B, features) in place of images.
+    - With `prior` None (init `none`) both heads are the fc alone, as in the reimplementation.
     """
 
     def __init__(
@@ -63,8 +62,10 @@ class EmotionNet(nn.Module):
         return z
 
     def parameter_groups(self, lr_backbone: float, lr_head: float) -> list[dict]:
-        """SGD parameter groups: the backbone at `lr_backbone`, fc and a trainable prior at
-        `lr_head` (the paper's 0.001 / 0.01); frozen parameters and empty groups left out."""
+        """SGD parameter groups: the backbone at `lr_backbone`, fc and a trainable prior at `lr_head`.
+
+        - The paper's rates are 0.001 / 0.01; frozen parameters and empty groups are left out.
+        """
 
         def trainable(modules: list[nn.Module]) -> list[nn.Parameter]:
             return [p for m in modules for p in m.parameters() if p.requires_grad]

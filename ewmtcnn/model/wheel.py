@@ -1,7 +1,7 @@
 """Mikels' emotion wheel and the initial matrices W of the prior layer z' = W z.
 
-Row i of W says how much each logit contributes to output i, so a wheel prior lets
-neighbouring emotions on the wheel lend each other evidence.
+- Row i of W says how much each logit contributes to output i: a wheel prior lets neighbouring emotions
+  on the wheel lend each other evidence.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from scipy.special import log_softmax, softmax
 
 from ewmtcnn import InputError
+from ewmtcnn.config.sections import INITS
 from ewmtcnn.data.dataset import EMOTIONS
 
 #: Mikels' eight emotions, clockwise: neighbours in this tuple are neighbours on the wheel.
@@ -36,8 +37,6 @@ ON_WHEEL: dict[str, str] = {
     "sadness": "sadness",
     "surprise": "awe",
 }
-#: The prior layer's initialisations (`none`: no prior layer at all).
-INITS: tuple[str, ...] = ("none", "original", "eye", "rand", "corr", "corr_softmax", "corr_log_softmax")
 SIGMA = 0.6  # the paper's width of the Gaussian over wheel distance
 
 

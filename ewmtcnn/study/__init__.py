@@ -1,4 +1,4 @@
-"""The prior-layer comparison: arms and grids, DVC experiments, paired tests, the README tables.
+"""The prior-layer comparison: its design, the queue, DVC experiments, paired tests, the README tables and chart.
 
-- May import `ewmtcnn.evaluation` and below; runs the pipeline only through DVC.
+- May import `ewmtcnn.evaluation`, `ewmtcnn.config` and below; runs the pipeline only through DVC.
 """

@@ -1,9 +1,10 @@
 """plots/variants.png: held-out KL and accuracy of every arm of the tables tested against `none`.
 
-A dot per arm with its 95% interval, one row of panels per table, each axis zoomed to the figures
-so that differences of a hundredth show; `none` and the mean-distribution baseline are lines
-across. Drawn with Matplotlib's object-oriented API (a `Figure` of its own, no pyplot), so it
-needs no backend selection and leaves no global figure state behind.
+- A dot per arm with its 95% interval, one row of panels per table.
+- Each axis is zoomed to the figures, so that differences of a hundredth show; `none` and the
+  mean-distribution baseline are lines across.
+- Drawn with Matplotlib's object-oriented API (a `Figure` of its own, no pyplot): no backend to
+  select, and no global figure state left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ewmtcnn.io.atomic import written
-from ewmtcnn.study.grid import Arm
+from ewmtcnn.study.design import Arm
 
 HEAD_COLOURS: dict[str | None, str] = {None: "0.3", "direct": "tab:blue", "seed": "tab:orange"}
 #: The panels of each table: (score, what the axis says).
@@ -27,8 +28,10 @@ MEAN_LINE = {"color": "tab:red", "linestyle": ":", "linewidth": 1.5}
 
 
 def mark_baseline(ax: Axes, value: float, low: float, high: float) -> None:
-    """The mean-distribution baseline: a line where it falls within the zoomed axis, otherwise its
-    value at the edge it lies beyond (drawing it would squash the arms' differences)."""
+    """The mean-distribution baseline: a line within the zoomed axis, else its value noted at the edge it lies beyond.
+
+    - Drawing it beyond the axis would squash the arms' differences.
+    """
     if low <= value <= high:
         ax.axvline(value, **MEAN_LINE)
         return
@@ -44,8 +47,10 @@ def mark_baseline(ax: Axes, value: float, low: float, high: float) -> None:
 
 
 def plot(tables: Mapping[str, pd.DataFrame], arms: Sequence[Arm], path: Path | str) -> None:
-    """Each table's arms (`experiments.grid_rows`, indexed by label; the first arm `none`), titled
-    by its key. The same rows give the same bytes."""
+    """Each table's arms (`experiments.grid_rows`, indexed by label; the first arm `none`), titled by its key.
+
+    - The same rows give the same bytes.
+    """
     fig = Figure(figsize=(12, 1.0 + 0.34 * len(arms) * len(tables)), layout="constrained")
     positions = range(len(arms))[::-1]  # the first arm on top
     for subfig, (title, rows) in zip(fig.subfigures(len(tables), 1, squeeze=False)[:, 0], tables.items(), strict=True):

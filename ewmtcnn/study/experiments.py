@@ -1,28 +1,27 @@
-"""What DVC knows about the experiments: the one way this package runs DVC, `dvc exp show --json`
-as one row per experiment, the newest usable experiment of each arm of a grid (a table), and an
-experiment's out-of-fold predictions and chosen settings from its commit.
+"""What DVC knows about the experiments of the tables, read from `dvc exp show --json` and their commits.
+
+- `experiments`: one row per experiment, with its params and metrics, or why it cannot be used.
+- `grid_rows`: the newest usable experiment of each arm of a grid (a table).
+- `predictions`, `chosen`: an experiment's out-of-fold predictions and chosen hyperparameters.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ewmtcnn import InputError
 from ewmtcnn.evaluation import metrics
+from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.paths import METRICS, PREDICTIONS, SELECTION
-
-if TYPE_CHECKING:  # grid runs DVC through this module, so the grids' module cannot be imported at run time
-    from ewmtcnn.study.grid import Experiment, Grid
+from ewmtcnn.study.commands import dvc, output
+from ewmtcnn.study.design import TARGET, Experiment, Grid
 
 IDENTITY: tuple[str, ...] = ("name", "rev", "timestamp", "error")
 #: How the columns of metrics/metrics.json begin, flattened as `dvc exp show` names them. Its
@@ -33,31 +32,6 @@ METRIC_PREFIXES: tuple[str, ...] = (
     "baselines.",
     *(f"train.{s}." for s in metrics.SCORES),
 )
-#: The chosen settings of metrics/selection.json that the tables show, each a median, min and max.
-SELECTED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
-
-#: What an experiment of the tables runs up to: the metrics and predictions they read. The final
-#: model (stage `final`), trained on every image for prediction, would only cost time there.
-TARGET = "evaluate"
-
-
-def output(command: Sequence[str], what: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
-    """The stdout of `command`; its failure is one InputError with the last line it printed."""
-    result = subprocess.run(list(command), check=False, capture_output=True, text=True, env=env, cwd=cwd)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise InputError(f"{what} failed: {lines[-1] if lines else f'exit {result.returncode}'}")
-    return result.stdout
-
-
-def dvc(*args: str) -> str:
-    """Run DVC, the one of this interpreter (the venv's, whatever PATH says), and return its stdout.
-
-    `dvc queue start` spawns its workers as `dvc` from PATH, so this interpreter's folder goes
-    first on PATH too: otherwise they would be another DVC, or none (and the queue never runs).
-    """
-    path = os.pathsep.join(folders for folders in (str(Path(sys.executable).parent), os.environ.get("PATH")) if folders)
-    return output([sys.executable, "-m", "dvc", *args], f"`dvc {' '.join(args)}`", env={**os.environ, "PATH": path})
 
 
 def exp_show(path: Path | None) -> list[dict[str, Any]]:
@@ -88,9 +62,8 @@ def _flat(tree: Mapping[str, Any]) -> dict[str, Any]:
 def _problem(rev: Mapping[str, Any], state: str | None) -> str | None:
     """Why an experiment cannot be used, or None.
 
-    A failed queued experiment still shows its baseline's metrics (DVC reads them from the
-    stash commit), so failure has to be recognised from the error and executor state, never
-    from the metrics alone.
+    - A failed queued experiment still shows its baseline's metrics (DVC reads them from the stash
+      commit), so failure is read from the error and executor state, never from the metrics alone.
     """
     if rev.get("error"):
         return str(rev["error"].get("msg") or rev["error"])
@@ -107,12 +80,14 @@ def _problem(rev: Mapping[str, Any], state: str | None) -> str | None:
 
 
 def experiments(show: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per experiment of `dvc exp show --json`: name, rev, timestamp, error (None when
-    usable), every param of params.yaml and every metric of metrics/metrics.json as columns.
+    """One row per experiment of `dvc exp show --json`, with its params and metrics as columns.
 
-    Only experiments: the workspace and baseline commits are left out, since the table is
-    what the queued experiments produced. Failed, queued and running experiments are kept
-    with their reason in `error` and no metrics, so callers can say what they skipped.
+    - The columns: name, rev, timestamp, error (None when usable), every param of params.yaml and
+      every metric of metrics/metrics.json.
+    - Only experiments: the workspace and baseline commits are left out, since the tables show
+      what the queued experiments produced.
+    - Failed, queued and running experiments are kept with their reason in `error` and no metrics,
+      so that callers can say what they skipped.
     """
     records = []
     for baseline in show:
@@ -139,6 +114,7 @@ def experiments(show: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _matches(frame: pd.DataFrame, experiment: Experiment) -> pd.Series:
+    """Which rows of `frame` have every param of `experiment`, lists compared whole."""
     match = pd.Series(True, index=frame.index)
     for param, value in experiment.params().items():
         match &= frame[param].map(lambda cell, value=value: cell == value).astype(bool)
@@ -155,28 +131,29 @@ def present(frame: pd.DataFrame, experiment: Experiment) -> bool:
 
 
 def _queue_command(experiment: Experiment) -> str:
+    """The command that queues `experiment`, as a user would type it."""
     return " ".join(["dvc exp run --queue", *(f"-S {override}" for override in experiment.overrides()), TARGET])
 
 
-def settings(frame: pd.DataFrame, varied: Sequence[str]) -> list[str]:
-    """The params that must agree across a table: all but the `varied` ones (and not metrics)."""
+def shared_params(frame: pd.DataFrame, varied: Sequence[str]) -> list[str]:
+    """The params that every row of a table must share: all but the `varied` ones (and not metrics)."""
     return [c for c in frame.columns if c not in IDENTITY and c not in varied and not c.startswith(METRIC_PREFIXES)]
 
 
 def grid_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
-    """For each arm of `grid`, the newest usable experiment of `frame` with the arm's params and the
-    grid's fixed ones, with its params and metrics; indexed by the arm's label.
+    """For each arm of `grid`, the newest usable experiment of `frame` with the experiment's params, indexed by label.
 
-    Refuses a missing arm (naming the failed or unfinished experiments that would have been
-    it, and the command that queues it) and rows that differ in any param other than those
-    that tell the arms apart, since the differences would then not be the arms' alone.
+    - A missing arm is refused, naming the failed or unfinished experiments that would have been
+      it, or the command that queues it.
+    - So are rows that differ in any param other than those that tell the arms apart, since the
+      differences would then not be the arms' alone.
     """
     wanted = grid.experiments()
     varied = list(dict.fromkeys(param for arm in grid.arms for param in arm.params()))
     matched = list(dict.fromkeys(param for experiment in wanted for param in experiment.params()))
     frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *matched])))  # none run yet: no param columns
     usable = frame[frame["error"].isna()]
-    chosen, missing = [], []
+    newest, missing = [], []
     for experiment in wanted:
         candidates = usable[_matches(usable, experiment)]
         if candidates.empty:
@@ -184,16 +161,16 @@ def grid_rows(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
             why = "; ".join(f"{r.name} {r.error}" for r in skipped.itertuples())
             missing.append(f"{experiment.arm.label} ({why or _queue_command(experiment)})")
         else:
-            chosen.append(candidates.loc[candidates["timestamp"].idxmax()])
+            newest.append(candidates.loc[candidates["timestamp"].idxmax()])
     if missing:
         raise InputError(
             f"no usable experiment for {len(missing)} of the {len(wanted)} variants of table {grid.name}: "
             + ", ".join(missing)
         )
-    rows = pd.DataFrame(chosen)
+    rows = pd.DataFrame(newest)
     rows.index = pd.Index([arm.label for arm in grid.arms], name="variant")
     named = np.array([f"{label} [{name}]" for label, name in rows["name"].items()])
-    for param in settings(rows, varied):
+    for param in shared_params(rows, varied):
         values = rows[param].map(repr)
         if values.nunique() > 1:
             groups = "; ".join(f"{value}: {', '.join(named[values == value])}" for value in values.unique())
@@ -217,15 +194,17 @@ def predictions(row: pd.Series) -> pd.DataFrame:
     return pd.read_csv(StringIO(_committed(row, PREDICTIONS)))
 
 
-def selection(row: pd.Series) -> dict[str, dict[str, float]]:
-    """The settings an experiment's folds trained with (metrics/selection.json): of each of
-    SELECTED, the median, min and max over the folds."""
+def chosen(row: pd.Series) -> dict[str, dict[str, float]]:
+    """The hyperparameters an experiment's folds trained with (metrics/selection.json): median, min and max of each."""
     what = f"{SELECTION} of experiment {row['name']} ({row['rev'][:7]})"
     try:
-        chosen = json.loads(_committed(row, SELECTION))
-        summary = {name: {stat: float(chosen[name][stat]) for stat in ("median", "min", "max")} for name in SELECTED}
+        recorded = json.loads(_committed(row, SELECTION))
+        summary = {
+            name: {stat: float(recorded[name][stat]) for stat in ("median", "min", "max")} for name in HYPERPARAMETERS
+        }
     except (ValueError, KeyError, TypeError) as e:  # json's JSONDecodeError is a ValueError
         raise InputError(
-            f"{what}: not the settings of metrics/selection.json ({type(e).__name__}: {e}); rerun the experiment"
+            f"{what}: not the chosen hyperparameters of metrics/selection.json ({type(e).__name__}: {e}); "
+            "rerun the experiment"
         ) from None
     return summary

@@ -1,17 +1,16 @@
-"""Each arm against a baseline arm (`none`, no prior layer), on the same repeated out-of-fold predictions.
+"""Paired tests of each arm against a baseline arm (`none`, no prior layer), on the same out-of-fold predictions.
 
-The question is the public reimplementation's: does the emotion-wheel prior layer help? Every arm
-predicts the same images under the same R repeats of k folds, so each difference is paired: per
-(repeat, fold), the arm's mean score minus the baseline's on the same test images.
-
-Why the corrected resampled t-test (Nadeau & Bengio, 2003; `resampling.corrected_t`) over these
-R x k paired fold means, and not a test over images (Wilcoxon, McNemar):
-- it tests the mean difference, which is what the table shows; the Wilcoxon signed-rank test
-  tests the pseudo-median, which can have the other sign when a few images change a lot;
-- it accounts for what image-level tests ignore: the training sets of the folds overlap, so
-  the folds' results are correlated, and the variation due to the training set counts too.
-The median and the share of images that improve are shown beside the mean, without a test,
-so that a mean carried by a few images is visible.
+- The question is the public reimplementation's: does the emotion-wheel prior layer help?
+- Every arm predicts the same images under the same R repeats of k folds, so each difference is
+  paired: per (repeat, fold), the arm's mean score minus the baseline's on the same test images.
+- The test is the corrected resampled t-test (Nadeau & Bengio, 2003; `resampling.corrected_t`)
+  over these R x k paired fold means, not a test over images (Wilcoxon, McNemar).
+- It tests the mean difference, which is what the table shows; the Wilcoxon signed-rank test
+  tests the pseudo-median, which can have the other sign when a few images change a lot.
+- It allows for what image-level tests ignore: the folds' training sets overlap, so their results
+  are correlated, and the variation due to the training set counts too.
+- The median and the share of images that improve are shown beside the mean, untested, so that a
+  mean carried by a few images is visible.
 """
 
 from __future__ import annotations
@@ -24,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from ewmtcnn import InputError
-from ewmtcnn.evaluation import metrics, report
+from ewmtcnn.evaluation import metrics, predictions, report
 from ewmtcnn.evaluation.resampling import Corrected, corrected_t
 
 ALPHA = 0.05
-#: Whatever names an arm: the statistics only need to tell the arms apart.
+#: Whatever names an arm: the tests only need to tell the arms apart.
 Key = TypeVar("Key", bound=Hashable)
 #: What identifies one prediction of metrics/predictions.csv, and what must agree between arms.
 ROW_KEY = ["repeat", "image"]
@@ -39,10 +38,10 @@ FOLD_KEY = ["repeat", "fold"]
 class Paired:
     """An arm minus the baseline on the same predictions.
 
-    `kl`, `acc`: the corrected t over the per-(repeat, fold) differences of the mean KL (summed
-    over emotions, per image) and of the accuracy: their mean, 95% interval and two-sided p.
-    `kl_median`, `kl_improved`: the median per-image KL difference and the share of images whose
-    KL is lower under the arm, each image's difference first averaged over the repeats.
+    - `kl`, `acc`: the corrected t over the per-(repeat, fold) differences of the mean KL (summed
+      over emotions, per image) and of the accuracy; their mean, 95% interval and two-sided p.
+    - `kl_median`, `kl_improved`: the median per-image KL difference, and the share of images whose
+      KL is lower under the arm; each image's difference is first averaged over the repeats.
     """
 
     images: int
@@ -64,28 +63,31 @@ class Comparison:
 
     @property
     def kl_verdict(self) -> str:
+        """What the KL difference says of the prior."""
         return verdict(self.paired.kl.mean, self.kl_p_holm, lower_is_better=True)
 
     @property
     def acc_verdict(self) -> str:
+        """What the accuracy difference says of the prior."""
         return verdict(self.paired.acc.mean, self.acc_p_holm, lower_is_better=False)
 
 
 def _correct(table: pd.DataFrame) -> np.ndarray:
     """Per prediction: is the most probable predicted emotion the class label?"""
-    emotions = np.array(report.emotions(table))
-    return emotions[table[report.columns(table, "pred_")].to_numpy().argmax(axis=1)] == table["label"].to_numpy()
+    emotions = np.array(predictions.emotions(table))
+    return emotions[predictions.pred(table).argmax(axis=1)] == table["label"].to_numpy()
 
 
 def _kl(table: pd.DataFrame) -> np.ndarray:
-    return metrics.distances(
-        table[report.columns(table, "true_")].to_numpy(), table[report.columns(table, "pred_")].to_numpy()
-    )["kl"]
+    """Per prediction: the KL divergence of the predicted distribution from the true one."""
+    return metrics.distances(predictions.true(table), predictions.pred(table))["kl"]
 
 
 def _aligned(baseline: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
-    """`variant` in the baseline's row order, once both are known to predict the same images
-    under the same repeats, folds, labels and true distributions."""
+    """`variant` in the baseline's row order, once both are known to predict the same things.
+
+    - The same images under the same repeats, folds, labels and true distributions.
+    """
     for name, table in (("baseline", baseline), ("variant", variant)):
         missing = [column for column in [*ROW_KEY, "fold", "label"] if column not in table]
         if missing:
@@ -104,19 +106,20 @@ def _aligned(baseline: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
             f"only, e.g. repeat {repeat} {image}): experiments on different data or split.repeats"
         )
     variant = variant.set_index(ROW_KEY).loc[pd.MultiIndex.from_frame(baseline[ROW_KEY])].reset_index()
-    for column in ("fold", "label", *report.columns(baseline, "true_")):
+    for column in ("fold", "label", *predictions.columns(baseline, predictions.TRUE)):
         if column not in variant or not (baseline[column].to_numpy() == variant[column].to_numpy()).all():
             raise InputError(f"the two prediction tables differ in {column}: experiments on different splits or labels")
     return variant
 
 
 def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> Paired:
-    """Variant minus baseline, both metrics/predictions.csv tables (`image, repeat, fold, label,
-    true_<e>..., pred_<e>...`, one row per repeat and image) of the same images and folds.
+    """Variant minus baseline, both metrics/predictions.csv tables of the same images and folds.
 
-    Each (repeat, fold) gives one paired difference of the fold's mean score, as the fold scores
-    of metrics.json are means over a fold's images: the mean of these differences is the
-    difference of the two arms' mean test scores. KL counts `0 ln 0 = 0`.
+    - A table has one row per repeat and image: `image, repeat, fold, label, true_<e>..., pred_<e>...`.
+    - Each (repeat, fold) gives one paired difference of the fold's mean score, as the fold scores
+      of metrics.json are means over a fold's images; the mean of these differences is the
+      difference of the two arms' mean test scores.
+    - KL counts `0 ln 0 = 0`.
     """
     variant = _aligned(baseline, variant)
     kl = {name: _kl(table) for name, table in (("baseline", baseline), ("variant", variant))}
@@ -142,8 +145,8 @@ def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> Paired:
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment (controls the family-wise error rate), in the input order.
 
-    Written out because statsmodels, which has it, is not a dependency and scipy has only
-    false-discovery-rate adjustments (`false_discovery_control`).
+    - Written out: statsmodels, which has it, is not a dependency, and scipy has only
+      false-discovery-rate adjustments (`false_discovery_control`).
     """
     m = len(pvalues)
     adjusted = [0.0] * m
@@ -155,8 +158,10 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def compare(predictions: Mapping[Key, pd.DataFrame], baseline: Key) -> dict[Key, Comparison]:
-    """`paired` of every other arm of `predictions` against `baseline`, in their order, with
-    Holm-adjusted p-values: each measure (KL, accuracy) is one family of tests."""
+    """`paired` of every other arm of `predictions` against `baseline`, in their order, with Holm-adjusted p-values.
+
+    - Each measure (KL, accuracy) is one family of tests.
+    """
     others = [arm for arm in predictions if arm != baseline]
     results = {arm: paired(predictions[baseline], predictions[arm]) for arm in others}
     kl_holm = holm([results[arm].kl.p for arm in others])

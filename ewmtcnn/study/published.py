@@ -19,8 +19,11 @@ REIMPLEMENTATION_CLASSES = 6
 
 
 class Published(NamedTuple):
-    """A figure of the reimplementation's README: train-set accuracy (percent) and KL averaged
-    over the 6 classes (its KL summed over emotions, divided by 6), both measured in place."""
+    """A figure pair of the reimplementation's README, both measured in place on the training images.
+
+    - `acc_percent`: the accuracy, in percent.
+    - `kl_per_class`: the KL summed over emotions, divided by the 6 classes.
+    """
 
     acc_percent: float
     kl_per_class: float
@@ -39,8 +42,10 @@ REIMPLEMENTATION: dict[tuple[str, bool | None], Published] = {
 
 
 class HeldOut(NamedTuple):
-    """A method's published held-out Emotion6 figures: the four LDL measures it reports, with
-    the network and the split they come from (each paper evaluates on one split)."""
+    """A method's published held-out Emotion6 figures: the four LDL measures it reports.
+
+    - With the network and the split they come from: each paper evaluates on one split.
+    """
 
     method: str
     venue: str

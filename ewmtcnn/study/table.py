@@ -1,9 +1,9 @@
 """`python -m ewmtcnn.study.table`: the README's tables of the prior variants, and their chart.
 
-Run from the repository root after the experiments of the grids have run (`python -m ewmtcnn.study.grid`).
-It reads `dvc exp show --json`, picks each (grid, arm)'s newest experiment, tests every arm of
-tables A, B and D against the table's first arm (`none`) on their out-of-fold predictions, writes
-the chart, replaces the README text between each table's markers, and prints the tables.
+- Run from the repository root once the experiments have run (`python -m ewmtcnn.study.queue`).
+- Reads `dvc exp show --json` and picks each (grid, arm)'s newest experiment.
+- Tests every arm of tables A, B and D against the table's first arm on their out-of-fold predictions.
+- Writes the chart, replaces the README text between each table's markers, and prints the tables.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ import pandas as pd
 
 from ewmtcnn import InputError, cli
 from ewmtcnn.io.atomic import write_text
+from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.study import chart, experiments, paired
-from ewmtcnn.study.columns import (
+from ewmtcnn.study.design import ALL, ARMS, BASELINE, GRIDS, Arm, Grid, grids_named
+from ewmtcnn.study.paired import Comparison
+from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
+from ewmtcnn.study.table_columns import (
     Row,
     Stats,
     arm_row,
@@ -29,12 +33,7 @@ from ewmtcnn.study.columns import (
     published_columns,
     reimplementation_columns,
 )
-from ewmtcnn.study.grid import ALL, ARMS, BASELINE, GRIDS, Arm, Grid, chosen
-from ewmtcnn.study.paired import Comparison
-from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
 
-#: The `fixed` recipe's settings, as a caption names them.
-FIXED: tuple[str, ...] = ("epochs", "lr_head", "weight_decay")
 INTERVALS = "95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
 
 
@@ -44,23 +43,25 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def _network(row: pd.Series) -> str:
+    """The backbone, its weights and what training changes of it."""
     weights = "ImageNet weights" if row["model.pretrained"] else "random init"
     mode = "fine-tuned end to end" if row["train.finetune"] else "frozen features, head trained"
     return f"{row['model.backbone']} ({weights}), {mode}"
 
 
 def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
-    """The training recipe's settings; those of `varied` are the rows' own."""
+    """The training recipe's hyperparameters; those of `varied` are the rows' own."""
     if row["train.recipe"] == "selected":
         return (
             f"epochs (early stopping on KL, at most {row['select.epochs']}), lr_head and weight_decay chosen per "
             f"training fold on a stratified inner validation split of {row['select.share']:.0%} of it"
         )
-    given = {name: "as in each row" if f"train.{name}" in varied else row[f"train.{name}"] for name in FIXED}
+    given = {name: "as in each row" if f"train.{name}" in varied else row[f"train.{name}"] for name in HYPERPARAMETERS}
     return f"{given['epochs']} epochs, lr_head {given['lr_head']}, weight_decay {given['weight_decay']}"
 
 
 def _split(row: pd.Series) -> str:
+    """The cross-validation: folds, repeats and split seeds."""
     first, repeats, folds = row["split.seed"], row["split.repeats"], row["split.folds"]
     if repeats == 1:
         return f"{folds}-fold cross-validation (split seed {first})"
@@ -78,19 +79,21 @@ def setting(rows: pd.DataFrame, images: int, varied: Collection[str] = ()) -> st
 
 
 def comparison_table(
-    grid: Grid, rows: pd.DataFrame, compared: Mapping[Arm, Comparison], selections: Mapping[Arm, Mapping[str, Stats]]
+    grid: Grid, rows: pd.DataFrame, compared: Mapping[Arm, Comparison], chosen: Mapping[Arm, Mapping[str, Stats]]
 ) -> str:
-    """Table A, B or D: the arms against the first (`compared`), then, when that is `none` as the
-    default params have it, the trivial baselines of its experiment."""
+    """Table A, B or D: the arms against the first (`compared`), with their `chosen` hyperparameters.
+
+    - When the first arm is `none` as the default params have it, the trivial baselines of its
+      experiment follow.
+    """
     pairs = next(iter(compared.values())).paired
     first = grid.arms[0]
     table_rows = [
-        arm_row(arm, rows.loc[arm.label], comparison=compared.get(arm), selection=selections.get(arm))
-        for arm in grid.arms
+        arm_row(arm, rows.loc[arm.label], comparison=compared.get(arm), chosen=chosen.get(arm)) for arm in grid.arms
     ]
     if first == BASELINE:
         table_rows += baseline_rows(rows.loc[first.label])
-    varied = {param for arm in grid.arms for param, _ in arm.settings}
+    varied = {param for arm in grid.arms for param, _ in arm.pinned}
     caption = (
         f"**Table {grid.name}: {grid.title}.** {setting(rows, pairs.images, varied)} Scores on the held-out folds: "
         f"mean over the {pairs.repeats} × {pairs.folds} folds [{INTERVALS}, which allow for the overlap of the "
@@ -104,12 +107,12 @@ def comparison_table(
             " Baselines, from each training set: its mean distribution for every image, and its most common class "
             "(one-hot: infinite KL, so classification scores only)."
         )
-    if selections:
+    if chosen:
         caption += (
             f" Chosen: median [min–max] over the {pairs.repeats * pairs.folds} training folds of the "
             "settings picked on their inner validation split."
         )
-    return markdown(caption, comparison_columns(bool(selections), bool(varied)), table_rows)
+    return markdown(caption, comparison_columns(bool(chosen), bool(varied)), table_rows)
 
 
 def reimplementation_table(grid: Grid, rows: pd.DataFrame, images: int) -> str:
@@ -204,14 +207,15 @@ def tables(frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS) -> tuple[dict[str
             {arm: experiments.predictions(rows.loc[arm.label]) for arm in grid.arms}, grid.arms[0]
         )
         selected = rows.iloc[0]["train.recipe"] == "selected"
-        selections = {arm: experiments.selection(rows.loc[arm.label]) for arm in grid.arms if selected}
-        texts[grid.name] = comparison_table(grid, rows, compared, selections)
+        chosen = {arm: experiments.chosen(rows.loc[arm.label]) for arm in grid.arms if selected}
+        texts[grid.name] = comparison_table(grid, rows, compared, chosen)
         if grid.arms == ARMS:
             charted[f"Table {grid.name}: {grid.title}"] = rows
     return texts, charted
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the chosen tables and the chart from `dvc exp show`, and write them into the README."""
     parser = argparse.ArgumentParser(
         prog="python -m ewmtcnn.study.table",
         description="Compare the prior-layer variants of `dvc exp show`: README tables, chart, tests against none.",
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "--tables", default="".join(grid.name for grid in GRIDS), help=f"the tables to write, of {''.join(ALL)}"
     )
     args = parser.parse_args(argv)
-    grids = chosen(args.tables)
+    grids = grids_named(args.tables)
     try:
         readme = args.readme.read_text(encoding="utf-8")
     except OSError as e:

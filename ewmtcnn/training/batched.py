@@ -1,22 +1,17 @@
-"""Many heads trained at once on cached features: every setting of a grid as one batched
-computation (one batched product for all tasks' heads), for every training set.
+"""Many heads trained at once on cached features: every setting of a grid, for every training set.
 
-A *task* is one training set (an outer training fold, or the inner-training part of one) with
-its own shuffling seed, initialisation seed and initial prior; each task trains G heads that see
-the same batches in the same order, each with its own learning rate and weight decay. Every
-head follows `training.fit` on cached features, up to floating-point rounding: the same
-initialisation (`nn.Linear` after `torch.manual_seed(init_seed)`), the same batch order
-(`torch.randperm` from a generator seeded with the task's seed), the same loss, and SGD with
-momentum and weight decay as `torch.optim.SGD` computes it. Only the `seed` head's dropout
-masks come from the task's own generator instead of torch's global one.
-
-The gradient is written out rather than left to autograd, whose bookkeeping cost more than the
-arithmetic on these small tensors, and so is SGD, since `torch.optim.SGD` has one learning rate
-per parameter tensor while here each head has its own (both are checked against PyTorch by the
-tests). The tasks step together: one Python step for all of them, their elementwise work
-(softmax, loss, SGD) on stacked tensors, their matrix products one task at a time with the
-shapes it has alone, so that a task computes the same numbers, to the bit, alone or beside
-others (a fold run alone equals the same fold within the all-folds run; tested).
+- A *task* is one training set (an outer training fold, or its inner-training part) with its own
+  shuffling seed, initialisation seed and initial prior.
+- Each task trains G heads that see the same batches in the same order, each with its own
+  learning rate and weight decay.
+- Every head follows `loop.train_epochs` on cached features, up to floating-point rounding: the same
+  initialisation, batch order, loss, and SGD with momentum and weight decay as `torch.optim.SGD`.
+- The `seed` head's dropout masks come from the task's own generator, not torch's global one.
+- The gradient and SGD are written out: autograd's bookkeeping costs more than the arithmetic on
+  these small tensors, and `torch.optim.SGD` has one learning rate per tensor, not per head (the
+  tests check both against PyTorch).
+- The tasks step together: elementwise work on stacked tensors, matrix products one task at a
+  time, so a task computes the same numbers, to the bit, alone or beside others (tested).
 """
 
 from __future__ import annotations
@@ -38,7 +33,7 @@ class Task:
 
     train: np.ndarray  # indices into the features of the images it trains on
     seed: int  # shuffles the batches (and draws the seed head's dropout masks)
-    init_seed: int  # torch.manual_seed before the fc layer is drawn, as training.network does
+    init_seed: int  # torch.manual_seed before the fc layer is drawn, as loop.network does
     prior: np.ndarray | None  # the prior layer's initial W (outputs x outputs), or None: no prior layer
 
 
@@ -52,15 +47,17 @@ class Optimisation:
 
 
 def with_ones(features: torch.Tensor) -> torch.Tensor:
-    """Features (N, d) with a column of ones appended: the fc layer's bias becomes one more weight
-    row, so a head's fc is one product and one update."""
+    """Features (N, d) with a column of ones appended: the fc's bias is one more weight row."""
     return torch.cat([features, torch.ones(len(features), 1)], dim=1)
 
 
 class Bank:
-    """The parameters of T tasks x G heads: the fc layers as one (T, d + 1, G*c) matrix (head g owns
-    the columns g*c .. g*c+c-1; the last row is the bias, for features `with_ones`), and the
-    prior (T, G, c, c) when there is one."""
+    """The parameters of T tasks x G heads.
+
+    - The fc layers: one (T, d + 1, G*c) matrix; head g owns the columns g*c .. g*c+c-1, and the
+      last row is the bias, for features `with_ones`.
+    - The prior (T, G, c, c), when there is one.
+    """
 
     def __init__(self, width: int, outputs: int, tasks: Sequence[Task], heads: int, head: str, freeze: bool) -> None:
         weights = []
@@ -84,10 +81,11 @@ class Bank:
     def forward(
         self, x: torch.Tensor, weight: torch.Tensor, prior: torch.Tensor | None, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For k tasks' heads (their `weight` and `prior`, as `parameters` gives them) and features x
-        (k, n, d + 1, `with_ones`): the fc's output z, the prior's input a (z gated by ReLU and, in
-        training, the dropout `masks` for the seed head; else z) and the logits z' = W a, each
-        (k, G, n, c)."""
+        """The fc's output z, the prior's input a and the logits z' = W a of k tasks' heads, each (k, G, n, c).
+
+        - `weight` and `prior` as `parameters` gives them; features x (k, n, d + 1), `with_ones`.
+        - a is z gated by ReLU (and, in training, the dropout `masks`) for the seed head; else z.
+        """
         k, n = x.shape[:2]
         z = _each_task(x, weight).view(k, n, self.heads, self.outputs).transpose(1, 2).contiguous()
         a = z
@@ -97,8 +95,7 @@ class Bank:
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, task: int, rows: np.ndarray) -> np.ndarray:
-        """Task `task`'s heads' predicted distributions (G, n, c), float64, of the images `rows` of
-        `features` (`with_ones`); evaluation: no dropout."""
+        """Task `task`'s heads' predicted distributions (G, n, c), float64, of the images `rows`, without dropout."""
         *_, logits = self.forward(features[torch.from_numpy(rows)][None], *self.parameters(slice(task, task + 1)))
         return torch.softmax(logits[0].double(), dim=-1).numpy()
 
@@ -115,15 +112,14 @@ class Bank:
 
 
 #: Called after every epoch with the epoch (from 1), the bank, and the epoch's training figures per
-#: head (T, G): loss, accuracy and KL over the batches as the heads saw them, as training.fit (when
-#: asked for; else empty). It returns which tasks train on (a boolean per task), or None: all.
+#: head (T, G): loss, accuracy and KL over the batches as the heads saw them, as loop.train_epochs
+#: (when asked for; else empty). It returns which tasks train on (a boolean per task), or None: all.
 EpochHook = Callable[[int, Bank, dict[str, np.ndarray]], Sequence[bool] | None]
 
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """PyTorch on one thread: these products are too small to gain from a second (measured: the
-    same time), which is then free for another experiment of a queue."""
+    """PyTorch on one thread: these products are too small to gain from a second, left to a queue's next job."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -133,7 +129,7 @@ def _one_thread() -> Iterator[None]:
 
 
 @_one_thread()
-def train(
+def optimise(
     bank: Bank,
     features: torch.Tensor,
     targets: torch.Tensor,
@@ -146,13 +142,14 @@ def train(
     after_epoch: EpochHook,
     figures: bool = True,
 ) -> None:
-    """Train every head of `bank` for up to `epochs` epochs (a task stops when `after_epoch` says so);
-    `features` are `with_ones`; `lr` and `weight_decay` are (T, G) arrays; `figures`: measure the
-    training figures.
+    """Train every head of `bank` by SGD for up to `epochs` epochs; a task stops when `after_epoch` says so.
 
-    Each step serves every task still training whose batch has the same size (all of them, but at
-    the end of an epoch of training sets of different sizes): the Python work of a step is shared
-    by those tasks, not repeated for each; only their matrix products go task by task."""
+    - `features` are `with_ones`; `lr` and `weight_decay` are (T, G) arrays; `figures`: measure the
+      training figures.
+    - Each step serves every task still training whose batch has the same size (all of them, but at
+      the end of an epoch of training sets of different sizes): the Python work of a step is shared
+      by those tasks; only their matrix products go task by task.
+    """
     lam = optimisation.lam
     # The loss's gradient with respect to the logits is q * scale - mix (see `_figures`): per image,
     # scale = (1 - lambda) + lambda * sum(p) and mix = (1 - lambda) * onehot(y) + lambda * p.
@@ -196,10 +193,12 @@ def train(
 
 
 def _figures(logits: torch.Tensor, p: torch.Tensor, y: torch.Tensor, lam: float) -> dict[str, torch.Tensor]:
-    """Per task, head and image (k, G, n) for logits (k, G, n, c), targets p (k, n, c) and classes
-    y (k, n): the loss (1 - lambda) CE + lambda KL, whether the argmax is the class, and the KL.
-    (Its gradient with respect to the logits is q - onehot(y) for the cross-entropy and
-    q * sum(p) - p for KL(p || q): `train` computes it from q directly.)"""
+    """The loss (1 - lambda) CE + lambda KL, whether the argmax is the class, and the KL, each (k, G, n).
+
+    - For logits (k, G, n, c), targets p (k, n, c) and classes y (k, n).
+    - The loss's gradient with respect to the logits is q - onehot(y) for the cross-entropy and
+      q * sum(p) - p for KL(p || q): `optimise` computes it from q directly.
+    """
     log_q = torch.log_softmax(logits, dim=-1)
     p = p[:, None]  # (k, 1, n, c)
     kl = (torch.xlogy(p, p) - p * log_q).sum(dim=-1)  # 0 ln 0 = 0, as F.kl_div
@@ -218,9 +217,11 @@ def _gradients(
     d_logits: torch.Tensor,
     masks: torch.Tensor | None,
 ) -> list[torch.Tensor]:
-    """The gradients of k tasks' heads' batch-mean losses, in `_Parameters.trained`'s order, back
-    through z' = W a, the seed head's gate and the fc layer z = x M + b; `d_logits` (k, G, n, c) is
-    the gradient of the batch mean (each image's share already divided by the batch size)."""
+    """The gradients of k tasks' heads' batch-mean losses, in `_Parameters.trained`'s order.
+
+    - Back through z' = W a, the seed head's gate and the fc layer z = x M + b, from `d_logits`
+      (k, G, n, c), each image's share already divided by the batch size.
+    """
     k, heads, n, c = d_logits.shape
     d_a = d_logits if prior is None else _each_task(d_logits, prior)
     d_z = d_a
@@ -234,28 +235,31 @@ def _gradients(
 
 
 def _each_task(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """left @ right, batched over everything but the leading task axis, one product per task,
-    each into memory of its own: a batched product's kernel may depend on how many matrices it is
-    given (seen: oneDNN's, for the 6 x 6 priors), and a product's bits on where its output lies
-    (seen: into slices of one tensor), while a task must compute the same numbers alone as
-    beside others."""
+    """left @ right over the leading task axis: one product per task, each into memory of its own.
+
+    - A batched product's kernel may depend on how many matrices it is given (oneDNN's, for the
+      6 x 6 priors), and a product's bits on where its output lies (slices of one tensor).
+    - A task must compute the same numbers alone as beside others.
+    """
     product = torch.mm if left.dim() == 3 else torch.bmm
     return torch.stack([product(mine, theirs) for mine, theirs in zip(left, right, strict=True)])
 
 
 def _dropout(bank: Bank, images: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """Inverted dropout masks (k, G, n, c) for the seed head, each task's from its own generator
-    (drawn as (n, G, c), the order of a single head's batch)."""
+    """Inverted dropout masks (k, G, n, c) for the seed head, each task's drawn from its generator as (n, G, c)."""
     draws = torch.stack([torch.rand((images, bank.heads, bank.outputs), generator=g) for g in generators])
     return (draws.transpose(1, 2) >= SEED_DROPOUT).float() / (1 - SEED_DROPOUT)
 
 
 class _Parameters:
-    """Some tasks' trained parameters (the fc, and the prior unless frozen), their SGD momentum
-    buffers and their per-head learning rates and weight decays, each with a leading task axis, and
-    the frozen prior the forward pass also needs; `take` gathers some tasks' rows, `put` writes them
-    back. SGD's update is torch.optim.SGD's (weight decay added to the gradient, then momentum,
-    no dampening), in place, with each head's own learning rate and weight decay."""
+    """Some tasks' trained parameters, SGD momentum buffers, learning rates and weight decays.
+
+    - Each with a leading task axis; the trained parameters are the fc, and the prior unless frozen.
+    - The frozen prior is kept too: the forward pass needs it.
+    - `take` gathers some tasks' rows, `put` writes them back.
+    - The update is torch.optim.SGD's (weight decay added to the gradient, then momentum, no
+      dampening), in place, with each head's own learning rate and weight decay.
+    """
 
     def __init__(
         self,
@@ -283,8 +287,7 @@ class _Parameters:
         )
 
     def take(self, rows: np.ndarray) -> _Parameters:
-        """The tasks `rows` (positions along the task axis): this same object when it is all of
-        them in order (no copy), else gathered copies."""
+        """The tasks `rows` (positions along the task axis): this same object when all, in order, else copies."""
         if np.array_equal(rows, np.arange(len(self.trained[0]))):
             return self
         index = torch.from_numpy(rows)

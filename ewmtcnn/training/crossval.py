@@ -1,27 +1,27 @@
-"""Repeated k-fold cross-validation of the selected variant: which folds to train, their seeds, and
-training them with the variant's recipe, ready to be written as the train stage's folds.
+"""Repeated k-fold cross-validation of the selected variant, and the final model on every image.
 
-Repeat r splits with seed `split.seed + r` (the split stage) and trains with the run seed
-`train.seed + r`: shuffling and the `rand` prior draw from it, and fold k's initialisation from
-`run seed * 1000 + k`, so a fold trains the same alone or with the others, and repeat 0 is a
-single k-fold run with `train.seed`.
+- Which folds to train, their seeds, and training them with the variant's recipe.
+- Repeat r splits with seed `split.seed + r` (the split stage) and trains with the run seed
+  `train.seed + r`: shuffling and the `rand` prior draw from it.
+- Fold k's initialisation draws from `run seed * 1000 + k`, so a fold trains the same alone or
+  with the others; repeat 0 is a single k-fold run with `train.seed`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import numpy as np
+import torch
 
 from ewmtcnn import InputError, paths
 from ewmtcnn.data import folds
-from ewmtcnn.evaluation import metrics
-from ewmtcnn.io import checkpoint
-from ewmtcnn.io.checkpoint import TrainedFold
+from ewmtcnn.evaluation import metrics, predictions
+from ewmtcnn.io.checkpoint import FinalModel, TrainedFold
+from ewmtcnn.io.choice import Choice
 from ewmtcnn.training import inputs, loop, recipes
 from ewmtcnn.training.batched import Task
 from ewmtcnn.training.inputs import CachedFeatures, Data
@@ -37,9 +37,8 @@ class Plan:
     pairs: tuple[tuple[int, int], ...]
 
 
-def plan(p: Mapping[str, Any], only_repeat: int | None = None, only_fold: int | None = None) -> Plan:
-    """Every fold of every repeat, or the one repeat and/or fold asked for (checked against the params)."""
-    k, repeats = folds.count(p), folds.repeats(p)
+def plan(repeats: int, k: int, only_repeat: int | None = None, only_fold: int | None = None) -> Plan:
+    """Every fold of `repeats` x `k` (`split.repeats`, `split.folds`), or the one repeat and/or fold asked for."""
     for name, value, limit in (("--repeat", only_repeat, repeats), ("--fold", only_fold, k)):
         if value is not None and not 0 <= value < limit:
             what = "split.repeats" if name == "--repeat" else "split.folds"
@@ -53,29 +52,17 @@ def plan(p: Mapping[str, Any], only_repeat: int | None = None, only_fold: int | 
     return Plan(k, repeats, pairs)
 
 
-@dataclass
-class Trained:
-    """One trained fold, and where it goes."""
-
-    repeat: int
-    fold: int
-    result: TrainedFold
-
-    def save(self) -> None:
-        self.result.save(paths.fold_dir(self.repeat, self.fold))
-
-    def summary(self) -> str:
-        """One line for the log: the fold's held-out accuracy and KL, and the settings it trained with."""
-        test, chosen = self.result.test, self.result.selection
-        emotions = [c.removeprefix("pred_") for c in test.columns if c.startswith("pred_")]
-        true, pred = test.filter(like="true_").to_numpy(), test.filter(like="pred_").to_numpy()
-        acc = metrics.accuracy(test["label"].map(emotions.index).to_numpy(), pred)
-        kl = metrics.distances(true, pred)["kl"].mean()
-        return (
-            f"repeat {self.repeat} fold {self.fold}: test acc {acc:.3f}, test KL {kl:.4f} "
-            f"({len(test)} images; {chosen['recipe']}: {chosen['epochs']} epochs, "
-            f"lr_head {chosen['lr_head']:g}, weight_decay {chosen['weight_decay']:g})"
-        )
+def summary(trained: TrainedFold) -> str:
+    """One line for the log: the fold's held-out accuracy and KL, and the hyperparameters it trained with."""
+    test, chosen = trained.test, trained.choice
+    pred = predictions.pred(test)
+    acc = metrics.accuracy(predictions.classes(test), pred)
+    kl = metrics.distances(predictions.true(test), pred)["kl"].mean()
+    return (
+        f"repeat {trained.repeat} fold {trained.fold}: test acc {acc:.3f}, test KL {kl:.4f} "
+        f"({len(test)} images; {chosen.recipe}: {chosen.epochs} epochs, "
+        f"lr_head {chosen.lr_head:g}, weight_decay {chosen.weight_decay:g})"
+    )
 
 
 @dataclass(frozen=True)
@@ -104,8 +91,11 @@ def planned_folds(plan: Plan, labels_images: list[str]) -> list[Fold]:
 
 
 def tasks(v: Variant, data: Data, planned: list[Fold]) -> list[Task]:
-    """Each fold's training set as the head trainer's task: its run seed (train.seed + repeat), its
-    initialisation seed (run seed * 1000 + fold) and its prior (corr: from its own images)."""
+    """Each fold's training set as the head trainer's task.
+
+    - Its run seed is train.seed + repeat, its initialisation seed run seed * 1000 + fold.
+    - Its initial prior (`corr`: from its own images' labels).
+    """
     prior_of = partial(loop.initial_prior, v, data)
     out = []
     for fold in planned:
@@ -114,8 +104,8 @@ def tasks(v: Variant, data: Data, planned: list[Fold]) -> list[Task]:
     return out
 
 
-def train(v: Variant, plan: Plan) -> Iterator[Trained]:
-    """Train the planned folds with the variant's recipe; yields each as it is ready."""
+def trained_folds(v: Variant, plan: Plan) -> Iterator[TrainedFold]:
+    """The planned folds trained with the variant's recipe, each as it is ready."""
     data = inputs.load(v)
     planned = planned_folds(plan, data.labels["image"].tolist())
     if isinstance(data.inputs, CachedFeatures):
@@ -124,19 +114,16 @@ def train(v: Variant, plan: Plan) -> Iterator[Trained]:
         yield from _finetuned(v, data, planned)
 
 
-def _heads(v: Variant, data: Data, planned: list[Fold]) -> Iterator[Trained]:
+def _heads(v: Variant, data: Data, planned: list[Fold]) -> Iterator[TrainedFold]:
     """Every planned fold's head on the cached features, all at once."""
     own = tasks(v, data, planned)
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
-    selected = v.recipe == "selected"
+    selected = v.run.recipe == "selected"
     prior_of = partial(loop.initial_prior, v, data)
     choices = recipes.select(problem, v, own, prior_of) if selected else [recipes.fixed(v)] * len(own)
-    fitted = recipes.fit(problem, v, own, choices, [fold.test for fold in planned])
-    for fold, task, choice, result in zip(planned, own, choices, fitted, strict=True):
-        tables = _tables(data, v, fold, (fold.test, result.held_out), (fold.train, result.in_place))
-        yield Trained(
-            fold.repeat, fold.fold, TrainedFold(result.history, *tables, result.state, task.prior, choice.record())
-        )
+    heads = recipes.train_chosen(problem, v, own, choices, [fold.test for fold in planned])
+    for fold, task, choice, trained in zip(planned, own, choices, heads, strict=True):
+        yield _trained_fold(data, v, fold, trained, task.prior, choice)
 
 
 #: Seeds the final model's initialisation as a fold does (run seed * 1000 + fold); never one of
@@ -144,57 +131,75 @@ def _heads(v: Variant, data: Data, planned: list[Fold]) -> Iterator[Trained]:
 FINAL_FOLD = -1
 
 
-@dataclass
-class Final:
-    """The variant trained on every image: its weights, initial prior, history and chosen settings."""
+def final(v: Variant, size: int) -> FinalModel:
+    """The variant trained on every image with its recipe, for images stored at `size` px.
 
-    state: dict
-    prior: np.ndarray | None
-    history: list[dict[str, float]]
-    choice: dict[str, object]
-    images: int
-
-
-def final(v: Variant) -> Final:
-    """The variant trained on every image with its recipe (`selected`: chosen on an inner split of all
-    images); with every image in training, the corr priors come from all labels."""
+    - `selected`: the choice is made on an inner split of all images.
+    - With every image in training, the corr priors come from all labels.
+    """
     data = inputs.load(v)
     every = np.arange(len(data.labels))
     seed, init_seed = v.run.seed, v.run.seed * 1000 + FINAL_FOLD
     if not isinstance(data.inputs, CachedFeatures):
         model, prior = loop.network(v, data, every, seed=init_seed)
-        history = list(loop.fit(model, data.inputs, data.targets, data.classes, every, v.run, desc="final"))
-        state = {k: t.detach().cpu() for k, t in model.state_dict().items()}
-        return Final(state, prior, history, recipes.fixed(v).record(), len(every))
+        history = list(loop.train_epochs(model, data.inputs, data.targets, data.classes, every, v.run, desc="final"))
+        return final_model(v, size, loop.weights(model), prior, history, recipes.fixed(v), len(every))
     prior_of = partial(loop.initial_prior, v, data)
     task = Task(every, seed, init_seed, prior_of(every, seed))
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
-    choice = recipes.select(problem, v, [task], prior_of)[0] if v.recipe == "selected" else recipes.fixed(v)
-    [fitted] = recipes.fit(problem, v, [task], [choice], [np.empty(0, dtype=np.int64)])
-    history = fitted.history[["epoch", "train_loss", "train_acc", "train_kl"]].to_dict("records")
-    return Final(fitted.state, task.prior, history, choice.record(), len(every))
+    choice = recipes.select(problem, v, [task], prior_of)[0] if v.run.recipe == "selected" else recipes.fixed(v)
+    [trained] = recipes.train_chosen(problem, v, [task], [choice], [np.empty(0, dtype=np.int64)])
+    history = trained.history[["epoch", "train_loss", "train_acc", "train_kl"]].to_dict("records")
+    return final_model(v, size, trained.state, task.prior, history, choice, len(every))
 
 
-def _finetuned(v: Variant, data: Data, planned: list[Fold]) -> Iterator[Trained]:
+def final_model(
+    v: Variant,
+    size: int,
+    state: dict[str, torch.Tensor],
+    prior: np.ndarray | None,
+    history: Sequence[dict[str, float]],
+    choice: Choice,
+    images: int,
+) -> FinalModel:
+    """The final model of a network trained with the variant on `images` images stored at `size` px."""
+    return FinalModel(
+        state=state,
+        prior_initial=prior,
+        prior_init=v.init,
+        backbone=v.backbone.name,
+        extraction=v.extraction.record(),
+        pretrained=v.pretrained,
+        weights=v.weights,
+        head=v.head,
+        finetune=v.run.finetune,
+        outputs=v.emotions,
+        size=size,
+        images=images,
+        history=tuple(history),
+        choice=choice,
+    )
+
+
+def _finetuned(v: Variant, data: Data, planned: list[Fold]) -> Iterator[TrainedFold]:
     """Each planned fold fine-tuned end to end, one after the other (the `fixed` recipe only)."""
     for fold in planned:
         run = dataclasses.replace(v.run, seed=v.run.seed + fold.repeat)
         model, prior = loop.network(dataclasses.replace(v, run=run), data, fold.train, run.seed * 1000 + fold.fold)
         desc = f"repeat {fold.repeat} fold {fold.fold}"
-        result = loop.train_fold(model, data.inputs, data.targets, data.classes, fold.train, fold.test, run, desc=desc)
-        tables = _tables(data, v, fold, (fold.test, result.test), (fold.train, result.train))
-        state = {k: t.detach().cpu() for k, t in model.state_dict().items()}
-        yield Trained(
-            fold.repeat, fold.fold, TrainedFold(result.history, *tables, state, prior, recipes.fixed(v).record())
-        )
+        trained = loop.train_fold(model, data.inputs, data.targets, data.classes, fold.train, fold.test, run, desc=desc)
+        yield _trained_fold(data, v, fold, trained, prior, recipes.fixed(v))
 
 
-def _tables(data: Data, v: Variant, fold: Fold, *parts: tuple[np.ndarray, np.ndarray]) -> list:
-    """The prediction tables (test, then train in place) of one fold."""
+def _trained_fold(
+    data: Data, v: Variant, fold: Fold, trained: loop.Trained, prior: np.ndarray | None, choice: Choice
+) -> TrainedFold:
+    """One fold's training as the train stage saves it: its predictions as tables (test, then train in place)."""
     names = data.labels[v.label].to_numpy()
-    return [
-        checkpoint.prediction_table(
+    test, train = (
+        predictions.build(
             data.labels["image"].iloc[idx], fold.repeat, fold.fold, names[idx], data.emotions, data.targets[idx], q
         )
-        for idx, q in parts
-    ]
+        for idx, q in ((fold.test, trained.held_out), (fold.train, trained.in_place))
+    )
+    return TrainedFold(fold.repeat, fold.fold, trained.history, test, train, trained.state, prior, choice)

@@ -1,8 +1,7 @@
 """What training reads for every image: its target distribution, its class, and the network's input.
 
-The input is the features stage's output: pooled backbone features computed once (the default,
-the backbone frozen), or, when fine-tuning, the uint8 image store itself, from which random
-views are drawn every epoch.
+- The input is the features stage's output: pooled backbone features computed once (the backbone
+  frozen), or, when fine-tuning, the uint8 image store, from which random views are drawn every epoch.
 """
 
 from __future__ import annotations
@@ -38,9 +37,9 @@ def distributions(labels: pd.DataFrame, neutral: str) -> np.ndarray:
 class Inputs(Protocol):
     """What the network reads for a set of images: cached features or image views."""
 
-    def train(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor: ...
+    def for_training(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor: ...
 
-    def test(self, indices: np.ndarray) -> torch.Tensor: ...
+    def for_evaluation(self, indices: np.ndarray) -> torch.Tensor: ...
 
 
 @dataclass
@@ -49,26 +48,28 @@ class CachedFeatures:
 
     features: np.ndarray
 
-    def train(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.features[indices], dtype=np.float32))
+    def for_training(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        return self.for_evaluation(indices)
 
-    def test(self, indices: np.ndarray) -> torch.Tensor:
-        return self.train(indices, torch.Generator())
+    def for_evaluation(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.features[indices], dtype=np.float32))
 
 
 @dataclass
 class ImageViews:
-    """Random crop-and-flip views of the uint8 store for training, the centre crop for evaluation,
-    at the backbone's input size and normalised as its weights expect."""
+    """Random crop-and-flip views of the uint8 store for training, the centre crop for evaluation.
+
+    - At the backbone's input size, normalised as its weights expect.
+    """
 
     store: np.ndarray
     backbone: Backbone
 
-    def train(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+    def for_training(self, indices: np.ndarray, generator: torch.Generator) -> torch.Tensor:
         b = self.backbone
         return augment.views(self.store[indices], b.size, generator=generator, mean=b.mean, std=b.std)
 
-    def test(self, indices: np.ndarray) -> torch.Tensor:
+    def for_evaluation(self, indices: np.ndarray) -> torch.Tensor:
         b = self.backbone
         return augment.centre(self.store[indices], b.size, mean=b.mean, std=b.std)
 
@@ -89,7 +90,7 @@ def load(v: Variant) -> Data:
     labels = dataset.read_labels(paths.LABELS)
     rerun = "rerun `dvc repro features`"
     inputs: Inputs
-    if v.finetune:
+    if v.run.finetune:
         store = images.open_store(paths.FEATURES)
         rows = len(store)
         inputs = ImageViews(store, v.backbone)

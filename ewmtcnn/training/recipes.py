@@ -1,22 +1,20 @@
 """The two training recipes on cached features, for many training sets at once.
 
-- `fixed`: every head trains with the paper's settings as given (`train.epochs`, `train.lr_head`,
-  `train.weight_decay`).
-- `selected`: within each training set (an outer training fold), a stratified inner validation
-  split chooses the number of epochs (early stopping on the inner-validation KL, up to
-  `select.epochs`) and the head's learning rate and weight decay from the `select.*` grids; the
-  head is then retrained on the whole training set with the choice. Only the training set's
-  images are read by any choice: the outer test fold never is.
-
-Either way the heads of all training sets train together (`batched.Bank`), and each predicts its
-held-out images with its weights at the epoch it was given or chose.
+- `fixed`: every head trains with the paper's hyperparameters as given (`train.epochs`,
+  `train.lr_head`, `train.weight_decay`).
+- `selected`: a stratified inner validation split of each training set (an outer training fold)
+  chooses the epochs (early stopping on the inner-validation KL, up to `select.epochs`) and the
+  head's learning rate and weight decay from the `select.*` grids.
+- Only the training set's images are read by any choice: the outer test fold never is.
+- Either way the heads of all training sets then train together with their choice (`batched.Bank`),
+  and each predicts its held-out images with its weights at its last epoch.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,9 +22,10 @@ import torch
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from ewmtcnn import InputError
+from ewmtcnn.io.choice import Choice
 from ewmtcnn.training import batched
 from ewmtcnn.training.batched import Bank, Task
-from ewmtcnn.training.loop import checked
+from ewmtcnn.training.loop import Trained, checked
 from ewmtcnn.training.variant import Variant
 
 #: The prior a training set starts from, given its images' indices and its run's seed (None: no prior layer).
@@ -34,33 +33,8 @@ PriorOf = Callable[[np.ndarray, int], np.ndarray | None]
 
 
 @dataclass(frozen=True)
-class Choice:
-    """The settings a training set's head trains with, and how they were found."""
-
-    recipe: str
-    epochs: int
-    lr_head: float
-    weight_decay: float
-    inner_kl: float | None = None  # the chosen setting's inner-validation KL (selected recipe only)
-
-    def record(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass
-class Fitted:
-    """One training set's trained head: its per-epoch history, and its weights and predictions at its epoch."""
-
-    history: pd.DataFrame
-    state: dict[str, torch.Tensor]
-    held_out: np.ndarray  # predicted distributions of its held-out images
-    in_place: np.ndarray  # predicted distributions of its own training images
-
-
-@dataclass(frozen=True)
 class Problem:
-    """What the heads learn from: features (N, d + 1, `batched.with_ones`), target distributions (N, c),
-    class indices (N,)."""
+    """What the heads learn from: features (N, d + 1, `batched.with_ones`), targets (N, c), classes (N,)."""
 
     features: torch.Tensor
     targets: torch.Tensor
@@ -68,6 +42,7 @@ class Problem:
 
     @classmethod
     def of(cls, features: np.ndarray, targets: np.ndarray, classes: np.ndarray) -> Problem:
+        """The problem of these arrays, as float32 and int64 tensors."""
         return cls(
             batched.with_ones(torch.from_numpy(np.array(features, dtype=np.float32))),
             torch.from_numpy(np.array(targets, dtype=np.float32)),
@@ -83,7 +58,7 @@ class Problem:
 
 
 def fixed(v: Variant) -> Choice:
-    """The `fixed` recipe's settings: the paper's, as `train.*` gives them."""
+    """The `fixed` recipe's choice: the paper's hyperparameters, as `train.*` gives them."""
     return Choice("fixed", v.run.epochs, v.run.lr_head, v.run.weight_decay)
 
 
@@ -100,11 +75,12 @@ def inner_split(classes: np.ndarray, train: np.ndarray, share: float, seed: int)
 def select(problem: Problem, v: Variant, tasks: Sequence[Task], prior_of: PriorOf) -> list[Choice]:
     """The `selected` recipe's choice for each training set, from its own inner split alone.
 
-    Every (learning rate, weight decay) of the grid trains on the inner training images, for
-    each training set at once; after every epoch each head's mean KL on the inner validation
-    images is measured, and the setting and epoch with the lowest win (ties: the earliest epoch,
-    then the first setting in grid order). A training set stops when none of its heads has
-    improved for `select.patience` epochs, or after `select.epochs`.
+    - Every (learning rate, weight decay) of the grid trains on the inner training images, for
+      every training set at once.
+    - After every epoch each head's mean KL on the inner validation images is measured; the
+      setting and epoch with the lowest win (ties: the earliest epoch, then the first in grid order).
+    - A training set stops when none of its heads has improved for `select.patience` epochs, or
+      after `select.epochs`.
     """
     grid = list(itertools.product(v.select.lr_head, v.select.weight_decay))
     # The inner split is drawn from the task's initialisation seed (scikit-learn wants it in 0..2**32 - 1).
@@ -128,7 +104,7 @@ def select(problem: Problem, v: Variant, tasks: Sequence[Task], prior_of: PriorO
 
     lr = np.array([[lr for lr, _ in grid]] * len(tasks))
     decay = np.array([[wd for _, wd in grid]] * len(tasks))
-    _train(problem, v, inner, len(grid), lr, decay, v.select.epochs, watch, figures=False)
+    _optimise(problem, v, inner, len(grid), lr, decay, v.select.epochs, watch, figures=False)
     choices = []
     for t in range(len(tasks)):
         g = int(np.argmin(best[t]))
@@ -138,12 +114,14 @@ def select(problem: Problem, v: Variant, tasks: Sequence[Task], prior_of: PriorO
     return choices
 
 
-def fit(
+def train_chosen(
     problem: Problem, v: Variant, tasks: Sequence[Task], choices: Sequence[Choice], held_out: Sequence[np.ndarray]
-) -> list[Fitted]:
-    """Train each training set's head with its choice, for its chosen number of epochs, and keep
-    its weights and predictions. `held_out[t]` are the images that head predicts; they are also
-    measured after every epoch for the learning curve, which no choice reads."""
+) -> list[Trained]:
+    """Train each training set's head with its choice, for its chosen epochs; keep its weights and predictions.
+
+    - `held_out[t]` are the images head t predicts.
+    - They are also measured after every epoch for the learning curve, which no choice reads.
+    """
     rows: list[list[dict[str, float]]] = [[] for _ in tasks]
     kept: dict[int, tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]] = {}
     y_all = problem.classes.numpy()
@@ -175,11 +153,11 @@ def fit(
 
     lr = np.array([[c.lr_head] for c in choices])
     decay = np.array([[c.weight_decay] for c in choices])
-    _train(problem, v, tasks, 1, lr, decay, max(c.epochs for c in choices), watch)
-    return [Fitted(pd.DataFrame(rows[t]), *kept[t]) for t in range(len(tasks))]
+    _optimise(problem, v, tasks, 1, lr, decay, max(c.epochs for c in choices), watch)
+    return [Trained(pd.DataFrame(rows[t]), *kept[t]) for t in range(len(tasks))]
 
 
-def _train(
+def _optimise(
     problem: Problem,
     v: Variant,
     tasks: Sequence[Task],
@@ -193,7 +171,7 @@ def _train(
     bank = Bank(problem.features.shape[1] - 1, problem.targets.shape[1], tasks, per_task, v.head, v.freeze)
     optimisation = batched.Optimisation(v.run.momentum, v.run.batch_size, v.run.lam)
     inputs = (problem.features, problem.targets, problem.classes)
-    batched.train(bank, *inputs, tasks, lr, decay, epochs, optimisation, watch, figures)
+    batched.optimise(bank, *inputs, tasks, lr, decay, epochs, optimisation, watch, figures)
 
 
 def _mean(values: np.ndarray) -> float:

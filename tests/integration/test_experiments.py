@@ -1,5 +1,7 @@
-"""What DVC knows about the experiments (ewmtcnn.study.experiments), on real `dvc exp show --json` output
-of a throwaway DVC project (tests/variants_project.py) holding the 38 experiments of the five grids."""
+"""What DVC knows about the experiments (ewmtcnn.study.experiments), on real `dvc exp show --json` output.
+
+- From a throwaway DVC project (tests/variants_project.py) holding the 38 experiments of the five grids.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import pytest
 from dvcrepo import Repo
 from ewmtcnn import InputError
 from ewmtcnn.study import experiments as module
-from ewmtcnn.study.experiments import dvc as run_dvc
-from ewmtcnn.study.experiments import exp_show, experiments, grid_rows, predictions, selection, settings
-from ewmtcnn.study.grid import EXPERIMENTS, GRIDS
+from ewmtcnn.study.commands import dvc as run_dvc
+from ewmtcnn.study.design import FEATURES, GRIDS, Experiment
+from ewmtcnn.study.experiments import _matches, chosen, exp_show, experiments, grid_rows, predictions, shared_params
 from variants_project import (
     CORR_SEED,
+    EXPERIMENTS,
     EYE_SEED,
     ORIGINAL_SEED_C,
     QUEUED,
@@ -50,8 +53,11 @@ def test_dvc_is_this_interpreters(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_exp_show_json_shape(show: list) -> None:
-    """The shape `experiments` reads (DVC 3.67): the workspace and the baseline commit, the
-    experiments under the baseline, one rev each; a failed one carries `error`."""
+    """The shape `experiments` reads (DVC 3.67).
+
+    - The workspace and the baseline commit, the experiments under the baseline, one rev each.
+    - A failed one carries `error`.
+    """
     assert show[0]["rev"] == "workspace" and show[0]["experiments"] is None
     baseline = show[1]
     assert baseline["name"] == "main" and len(baseline["experiments"]) == len(EXPERIMENTS) + 2  # broken, pending
@@ -116,9 +122,9 @@ def test_experiments_one_row_each_with_params_metrics_and_errors(project: Repo, 
     assert row["baselines.mean.cosine.ci_low"] == committed["baselines"]["mean"]["cosine"]["ci_low"]
 
 
-def test_settings_are_the_params_only(show: list) -> None:
-    """The params that must agree across a table: the `train` params, not the `train` scores."""
-    agreed = settings(experiments(show), ["prior.init"])
+def test_shared_params_are_the_params_only(show: list) -> None:
+    """The params that every row of a table must share: the `train` params, not the `train` scores."""
+    agreed = shared_params(experiments(show), ["prior.init"])
     assert {"train.epochs", "train.recipe", "select.share", "data.label", "split.repeats"} <= set(agreed)
     assert "prior.init" not in agreed and "name" not in agreed
     assert not [c for c in agreed if c.startswith(("test", "baselines.")) or c.startswith("train.acc.")]
@@ -151,14 +157,17 @@ def test_experiments_without_any() -> None:
 
 
 def test_grid_rows_picks_each_arm_of_each_grid(show: list) -> None:
-    """Tables B and C share the recipe and the head of six arms: the label tells them apart; B's
-    `none` and wheel prior are also D's first and last rows, E's six-emotion dominant row is A's."""
+    """Each arm of each grid is its own experiment, also where grids share params.
+
+    - Tables B and C share the recipe and the head of six arms: the label tells them apart.
+    - B's `none` and wheel prior are also D's first and last rows; E's six-emotion dominant row is A's.
+    """
     frame = experiments(show)
     for grid in GRIDS:
         rows = grid_rows(frame, grid)
         assert list(rows.index) == [arm.label for arm in grid.arms]
         assert list(rows["name"]) == [exp_name(experiment) for experiment in grid.experiments()]
-        for param, value in grid.fixed:
+        for param, value in grid.pinned:
             assert set(rows[param]) == {value}
 
 
@@ -218,21 +227,20 @@ def test_predictions_from_the_experiments_commit(project: Repo, show: list, monk
         predictions(pd.Series({"name": "none", "rev": "0" * 40}))
 
 
-def test_selection_from_the_experiments_commit(project: Repo, show: list, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chosen_hyperparameters_from_the_experiments_commit(
+    project: Repo, show: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(project.root)
     row = grid_rows(experiments(show), TABLE_A).loc[EYE_SEED.arm.label]
     committed = json.loads(project.run("git", "show", f"{row['rev']}:metrics/selection.json").stdout)
-    assert selection(row) == {name: committed[name] for name in ("epochs", "lr_head", "weight_decay")}
+    assert chosen(row) == {name: committed[name] for name in ("epochs", "lr_head", "weight_decay")}
     monkeypatch.setattr(module, "_committed", lambda row, path: '{"epochs": {"median": 7}}')
-    with pytest.raises(InputError, match=r"metrics/selection.json of experiment .* not the settings .*KeyError: 'min'"):
-        selection(row)
+    with pytest.raises(InputError, match=r"selection.json of experiment .* not the chosen hyperparameters .*KeyError"):
+        chosen(row)
 
 
 def test_list_params_are_compared_whole() -> None:
     """A list param (`features.views`) matches an experiment's list as a whole, not element by element."""
-    from ewmtcnn.study.experiments import _matches
-    from ewmtcnn.study.grid import FEATURES, Experiment
-
     arm = FEATURES.arms[2]  # centre + mirror, six emotions
     wanted = Experiment(FEATURES, arm)
     show = [

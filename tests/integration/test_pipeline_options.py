@@ -15,8 +15,8 @@ from scipy.special import rel_entr
 
 from dvcrepo import PARAMS, STAGES, Repo, make_repo, ran
 from ewmtcnn import paths
+from ewmtcnn.config.sections import Extraction
 from ewmtcnn.features import extract
-from ewmtcnn.features.spec import Extraction
 from ewmtcnn.io.checkpoint import load_final
 from ewmtcnn.model import backbones
 from support import write_emotion6, zip_folder

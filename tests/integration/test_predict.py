@@ -25,12 +25,13 @@ from PIL import Image
 
 from dvcrepo import Repo, make_repo
 from ewmtcnn import InputError, paths, predict
+from ewmtcnn.config.sections import Extraction
 from ewmtcnn.data import dataset
 from ewmtcnn.data.dataset import DISTRIBUTION, EMOTIONS
 from ewmtcnn.data.images import square
 from ewmtcnn.features import extract
-from ewmtcnn.features.spec import Extraction
 from ewmtcnn.io.checkpoint import FinalModel, load_final
+from ewmtcnn.io.choice import Choice
 from ewmtcnn.model import backbones
 from ewmtcnn.model.network import EmotionNet
 from ewmtcnn.training import loop
@@ -100,7 +101,7 @@ def test_final_is_trained_on_every_image_without_the_folds(trained: Repo) -> Non
     final = load_final(trained.root / paths.FINAL)
     assert final.images == len(dataset.read_labels(trained.root / paths.LABELS)) == 6 * PER_EMOTION
     assert [epoch["epoch"] for epoch in final.history] == list(range(1, EPOCHS + 1))
-    assert final.settings["recipe"] == "fixed" and final.settings["epochs"] == EPOCHS
+    assert final.choice.recipe == "fixed" and final.choice.epochs == EPOCHS
     assert (
         final.outputs,
         final.size,
@@ -191,8 +192,8 @@ def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(
     )
     variant.dvc("repro", "final")
     seven = variant.root / paths.FINAL
-    chosen = load_final(seven).settings
-    assert chosen["recipe"] == "selected" and 1 <= chosen["epochs"] <= 3 and chosen["inner_kl"] > 0
+    chosen = load_final(seven).choice
+    assert chosen.recipe == "selected" and 1 <= chosen.epochs <= 3 and chosen.inner_kl > 0
 
     status, out, _ = predict_here(
         trained.root, IMAGES[0], "--model", str(seven), "--json", "--plot", str(tmp_path / "seven.png"), capsys=capsys
@@ -259,7 +260,7 @@ def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
         size=240,
         images=2,
         history=(),
-        settings={"recipe": "fixed", "epochs": 1, "lr_head": 0.01, "weight_decay": 0.0},
+        choice=Choice("fixed", 1, 0.01, 0.0),
     )
     path = tmp_path / "model.pt"
     final.save(path)

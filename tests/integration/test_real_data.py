@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from scipy.special import rel_entr
 
 from dvcrepo import Repo, make_repo, ran
 from ewmtcnn import paths
-from ewmtcnn.data.dataset import EMOTIONS
+from ewmtcnn.data.dataset import EMOTIONS, read_ground_truth
+from ewmtcnn.model.wheel import correlation_prior
 
 GROUND_TRUTH_SHA256 = "33bdec8194d32447832420ea7f979c8f6a46a83c1c10eccd360ce9950e0e9c2e"
 SIZE = 256
@@ -129,3 +131,14 @@ def test_default_pipeline_end_to_end(real: Repo) -> None:
     assert summary["test"]["kl"]["ci_high"] < 0.471
     for plot in (paths.LEARNING_CURVE, paths.CONFUSION, paths.PRIOR_PLOT):
         assert (real.root / plot).stat().st_size > 0
+
+
+def test_corr_on_the_real_table(real_archive: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(real_archive) as zf:
+        zf.extract("Emotion6/ground_truth.txt", tmp_path)
+    table = read_ground_truth(tmp_path / "Emotion6")
+    assert len(table) == 1980
+    probabilities = table[list(EMOTIONS)].to_numpy()
+    c = correlation_prior(probabilities)
+    np.testing.assert_array_equal(c, c.T)
+    np.testing.assert_allclose(c, np.corrcoef(probabilities, rowvar=False), rtol=0, atol=1e-12)

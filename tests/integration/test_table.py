@@ -1,6 +1,8 @@
-"""The variants tables (ewmtcnn.study.table, ewmtcnn.study.columns): every cell of small tables made here worked
-out by hand, the score columns derived from one list, and the whole command on the experiments of
-a throwaway DVC project (tests/variants_project.py)."""
+"""The variants tables (ewmtcnn.study.table, ewmtcnn.study.table_columns).
+
+- Every cell of small tables made here, worked out by hand, and the score columns derived from one list.
+- The whole command on the experiments of a throwaway DVC project (tests/variants_project.py).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ from ewmtcnn import InputError, cli
 from ewmtcnn.evaluation import metrics
 from ewmtcnn.evaluation.resampling import Corrected
 from ewmtcnn.study import table
+from ewmtcnn.study.design import BASELINE, GRIDS, Arm, Experiment, Grid
 from ewmtcnn.study.experiments import experiments as experiment_rows
 from ewmtcnn.study.experiments import grid_rows
-from ewmtcnn.study.grid import BASELINE, GRIDS, Arm, Experiment, Grid
 from ewmtcnn.study.paired import Comparison, Paired, compare
 from ewmtcnn.study.published import HELD_OUT
 from ewmtcnn.study.table import comparison_table, markers, reimplementation_table, replace_block
@@ -187,9 +189,11 @@ def test_a_table_of_fixed_settings_says_them_and_has_no_chosen_columns() -> None
 
 
 def test_score_columns_come_from_one_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Header and cells come from the same columns: a score added to metrics.SCORES appears in
-    both, in its place; every row keeps one cell per header cell, and a baseline without the score
-    shows `-`."""
+    """Header and cells come from the same columns.
+
+    - A score added to metrics.SCORES appears in both, in its place.
+    - Every row keeps one cell per header cell, and a baseline without the score shows `-`.
+    """
     monkeypatch.setattr(metrics, "SCORES", (*metrics.SCORES, "euclidean"))
     none = {
         **{k: v for s in metrics.SCORES for k, v in figures("test", s, 0.25, 0.2, 0.3).items()},
@@ -341,9 +345,12 @@ def committed(project: Repo, rev: str, path: str) -> str:
 
 
 def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cells of tables A, B and D against each experiment's committed metrics, chosen settings
-    and the statistics of its committed predictions; table C against the training figures; table E
-    against the held-out figures, after the published rows."""
+    """Every table's cells against the experiments' committed files.
+
+    - Tables A, B and D: each experiment's metrics, chosen hyperparameters, and the paired tests of
+      its predictions.
+    - Table C: the training figures; table E: the held-out figures, after the published rows.
+    """
     monkeypatch.chdir(project.root)  # where `git show` finds the experiments' commits
     frame = experiment_rows(read_show(project))
     texts, charted = table.tables(frame)
@@ -377,7 +384,7 @@ def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatc
                 continue
             assert ("params" in cell) == (grid.name == "D")
             if grid.name == "D":
-                assert cell["params"] == ", ".join(f"{param} {value}" for param, value in arm.settings)
+                assert cell["params"] == ", ".join(f"{param} {value}" for param, value in arm.pinned)
             if arm == grid.arms[0]:
                 assert cell["ΔKL vs none"] == "-"
             else:

@@ -1,4 +1,4 @@
-"""The batched head trainer: each of its heads trains as `training.fit` trains a single head, on the
+"""The batched head trainer: each of its heads trains as `loop.train_epochs` trains a single head, on the
 same seed, to float tolerance; a task's numbers do not depend on the other tasks in the bank."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from ewmtcnn.config.sections import Train
 from ewmtcnn.model import wheel
 from ewmtcnn.model.network import EmotionNet
 from ewmtcnn.training import batched
 from ewmtcnn.training.batched import Bank, Optimisation, Task
 from ewmtcnn.training.inputs import CachedFeatures
-from ewmtcnn.training.loop import fit
-from ewmtcnn.training.variant import Settings
+from ewmtcnn.training.loop import train_epochs
 from support import separable
 
 N, D, C = 90, 12, 6
@@ -26,11 +26,13 @@ def problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def single(problem, train_idx, prior, freeze, lr, wd, epochs, seed=3, init_seed=7, head="direct") -> EmotionNet:
-    """What the per-fold loop does: EmotionNet after torch.manual_seed(init_seed), then training.fit."""
+    """What the per-fold loop does: EmotionNet after torch.manual_seed(init_seed), then loop.train_epochs."""
     features, targets, classes = problem
     torch.manual_seed(init_seed)
     model = EmotionNet(D, C, head, prior, freeze, None)
-    settings = Settings(
+    settings = Train(
+        finetune=False,
+        recipe="fixed",
         epochs=epochs,
         batch_size=OPT.batch_size,
         lr_backbone=0,
@@ -40,7 +42,7 @@ def single(problem, train_idx, prior, freeze, lr, wd, epochs, seed=3, init_seed=
         lam=OPT.lam,
         seed=seed,
     )
-    for _ in fit(model, CachedFeatures(features), targets, classes, train_idx, settings):
+    for _ in train_epochs(model, CachedFeatures(features), targets, classes, train_idx, settings):
         pass
     return model
 
@@ -48,7 +50,7 @@ def single(problem, train_idx, prior, freeze, lr, wd, epochs, seed=3, init_seed=
 def train_heads(problem, tasks, lr, wd, epochs, freeze, head="direct", after_epoch=lambda *_: None) -> Bank:
     features, targets, classes = problem
     bank = Bank(D, C, tasks, len(lr[0]), head, freeze)
-    batched.train(
+    batched.optimise(
         bank,
         batched.with_ones(torch.from_numpy(features)),
         torch.from_numpy(targets.astype(np.float32)),
@@ -165,7 +167,7 @@ def test_a_task_trains_the_same_alone_or_with_others_at_the_pipelines_sizes(head
 
     def trained(chosen: list[Task]) -> Bank:
         bank = Bank(40, 7, chosen, 3, head, freeze=False)
-        batched.train(
+        batched.optimise(
             bank, *inputs, chosen, np.array(lr * len(chosen)), np.array(wd * len(chosen)), 3, opt, lambda *_: None
         )
         return bank

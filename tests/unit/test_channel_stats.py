@@ -129,7 +129,7 @@ def by_hand(maps: list[np.ndarray]) -> np.ndarray:
 
 def test_statistics_of_a_map_by_hand() -> None:
     # one image, one channel, 2x2: mean 2.5, population std sqrt(1.25) (the sample std would be sqrt(5/3))
-    out = channel_stats.statistics([torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])])
+    out = channel_stats.moments([torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])])
     rms = math.sqrt((2.5**2 + 1.25) / 2)
     np.testing.assert_allclose(out.numpy(), [[2.5 / rms, math.sqrt(1.25) / rms]], rtol=1e-6)
 
@@ -141,7 +141,7 @@ def test_statistics_against_numpy() -> None:
         np.abs(rng.normal(0, 0.01, (3, 7, 3, 3))),  # a small-scale stage (as after ReLU)
         rng.normal(-1, 50, (3, 2, 2, 4)),
     ]
-    out = channel_stats.statistics([torch.from_numpy(m.astype(np.float32)) for m in maps])
+    out = channel_stats.moments([torch.from_numpy(m.astype(np.float32)) for m in maps])
     assert out.dtype == torch.float32 and out.shape == (3, 2 * (4 + 7 + 2))
     np.testing.assert_allclose(out.numpy(), by_hand(maps), rtol=1e-5, atol=1e-6)
     # Each stage weighs the same, whatever its scale and width: mean square 1/3 per block.
@@ -153,22 +153,22 @@ def test_statistics_against_numpy() -> None:
 def test_statistics_read_no_other_image_and_ignore_a_stages_scale() -> None:
     rng = np.random.default_rng(1)
     maps = [torch.from_numpy(rng.normal(size=(4, 3, 4, 4)).astype(np.float32)) for _ in range(2)]
-    whole = channel_stats.statistics(maps)
+    whole = channel_stats.moments(maps)
     for i in range(4):
-        alone = channel_stats.statistics([m[i : i + 1] for m in maps])
+        alone = channel_stats.moments([m[i : i + 1] for m in maps])
         np.testing.assert_allclose(alone.numpy(), whole[i : i + 1].numpy(), rtol=1e-6)
-    scaled = channel_stats.statistics([maps[0] * 1000, maps[1]])
+    scaled = channel_stats.moments([maps[0] * 1000, maps[1]])
     np.testing.assert_allclose(scaled.numpy(), whole.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_an_all_zero_stage_stays_finite() -> None:
     rng = np.random.default_rng(2)
     live = rng.normal(size=(2, 3, 4, 4)).astype(np.float32)
-    out = channel_stats.statistics([torch.zeros(2, 5, 4, 4), torch.from_numpy(live)])
+    out = channel_stats.moments([torch.zeros(2, 5, 4, 4), torch.from_numpy(live)])
     assert torch.isfinite(out).all()
     np.testing.assert_array_equal(out[:, :10].numpy(), 0)  # a dead stage: zeros
     np.testing.assert_allclose(out[:, 10:].numpy(), by_hand([live]) / math.sqrt(2), rtol=1e-5)
-    assert torch.isfinite(channel_stats.statistics([torch.zeros(1, 2, 3, 3)])).all()
+    assert torch.isfinite(channel_stats.moments([torch.zeros(1, 2, 3, 3)])).all()
 
 
 def test_captured_collects_each_forward_and_removes_its_hooks() -> None:

@@ -1,5 +1,8 @@
-"""The variants chart (ewmtcnn.study.chart): a PNG of the arms' held-out scores with their intervals, the
-same bytes for the same rows, the mean-distribution baseline drawn or noted at the edge."""
+"""The variants chart (ewmtcnn.study.chart): a PNG of the arms' held-out scores with their intervals.
+
+- The same rows give the same bytes.
+- The mean-distribution baseline is drawn, or noted at the edge.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ewmtcnn.study.chart import mark_baseline, plot
-from ewmtcnn.study.grid import ARMS
+from ewmtcnn.study.design import ARMS
 
 
 def rows(shift: float = 0.0) -> pd.DataFrame:
-    """Test accuracy and KL of every arm with their intervals, and the mean-distribution baseline
-    of `none`'s experiment, as `experiments.grid_rows` gives them."""
+    """Every arm's test accuracy and KL with their intervals, as `experiments.grid_rows` gives them.
+
+    - With the mean-distribution baseline of `none`'s experiment.
+    """
     acc = pd.Series([0.5 + 0.01 * i + shift for i in range(len(ARMS))])
     kl = pd.Series([0.6 - 0.01 * i for i in range(len(ARMS))])
     frame = pd.DataFrame(

@@ -4,6 +4,7 @@ outputs or none."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,11 +15,16 @@ import pytest
 import torch
 
 from ewmtcnn import InputError, paths
+from ewmtcnn.config import sections
+from ewmtcnn.config.sections import Params
 from ewmtcnn.data import dataset
 from ewmtcnn.data.dataset import EMOTIONS, LABEL_COLUMNS
+from ewmtcnn.evaluation import predictions
 from ewmtcnn.io import checkpoint
 from ewmtcnn.io.checkpoint import HISTORY, FinalModel, TrainedFold
+from ewmtcnn.io.choice import HYPERPARAMETERS, Choice
 from stages import evaluate
+from support import REPO
 
 FOLDS = 2
 REPEATS = 2
@@ -55,7 +61,7 @@ def trained_fold(table: pd.DataFrame, repeat: int, fold: int, seed: int) -> Trai
     test_idx = np.sort(np.random.default_rng(100 + repeat).permutation(len(table))[fold::FOLDS])
     train_idx = np.setdiff1d(np.arange(len(table)), test_idx)
     tables = [
-        checkpoint.prediction_table(
+        predictions.build(
             table["image"].iloc[idx],
             repeat,
             fold,
@@ -69,8 +75,8 @@ def trained_fold(table: pd.DataFrame, repeat: int, fold: int, seed: int) -> Trai
     history = pd.DataFrame({"epoch": [1, 2], **{h: rng.random(2) for h in HISTORY}})
     weight = torch.randn(6, 4, generator=torch.Generator().manual_seed(seed))
     state = {"fc.weight": weight, "fc.bias": torch.zeros(6), "prior.weight": torch.eye(6)}
-    selection = {"recipe": "selected", "epochs": 3 + seed, "lr_head": 0.01, "weight_decay": 0.001}
-    return TrainedFold(history, *tables, state, np.eye(6) * 0.5, selection)
+    choice = Choice("selected", 3 + seed, 0.01, 0.001, inner_kl=0.25)
+    return TrainedFold(repeat, fold, history, *tables, state, np.eye(6) * 0.5, choice)
 
 
 @pytest.fixture
@@ -82,11 +88,17 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     table.to_csv(paths.LABELS, index=False)
     for repeat in range(REPEATS):
         for fold in range(FOLDS):
-            trained_fold(table, repeat, fold, seed=FOLDS * repeat + fold).save(paths.fold_dir(repeat, fold))
+            trained_fold(table, repeat, fold, seed=FOLDS * repeat + fold).save()
     return tmp_path
 
 
-PARAMS = {"split": {"folds": FOLDS, "repeats": REPEATS}}
+def params(repeats: int = REPEATS) -> Params:
+    """The repository's params, with `repeats` repeats of FOLDS folds."""
+    base = sections.load(REPO / "params.yaml")
+    return dataclasses.replace(base, split=dataclasses.replace(base.split, folds=FOLDS, repeats=repeats))
+
+
+PARAMS = params()
 OUTPUTS = (
     paths.PREDICTIONS,
     paths.METRICS,
@@ -100,7 +112,8 @@ OUTPUTS = (
 
 def test_a_fold_round_trips(workspace: Path) -> None:
     original = trained_fold(labels(IMAGES), 1, 0, seed=2)
-    back = checkpoint.read_fold(paths.fold_dir(1, 0))
+    back = checkpoint.read_fold(1, 0)
+    assert (back.repeat, back.fold) == (1, 0)
     assert set(back.state) == set(original.state)
     assert all(torch.equal(back.state[k], original.state[k]) for k in original.state)
     assert np.array_equal(back.prior_initial, original.prior_initial)
@@ -110,7 +123,44 @@ def test_a_fold_round_trips(workspace: Path) -> None:
     assert np.allclose(
         back.test.filter(like="pred_").to_numpy(), original.test.filter(like="pred_").to_numpy(), rtol=1e-9
     )
-    assert back.selection == original.selection
+    assert back.choice == original.choice
+    assert json.loads((paths.fold_dir(1, 0) / checkpoint.SELECTION).read_text()) == {
+        "recipe": "selected",
+        "epochs": 5,
+        "lr_head": 0.01,
+        "weight_decay": 0.001,
+        "inner_kl": 0.25,
+    }
+
+
+def test_a_choice_sets_the_three_hyperparameters_and_records_them_in_field_order() -> None:
+    choice = Choice("selected", 7, 0.1, 0.0, inner_kl=0.5)
+    assert HYPERPARAMETERS == ("epochs", "lr_head", "weight_decay")
+    assert choice.hyperparameters() == {"epochs": 7, "lr_head": 0.1, "weight_decay": 0.0}
+    assert list(choice.record()) == ["recipe", *HYPERPARAMETERS, "inner_kl"]
+    assert Choice.read(choice.record(), "here", "hint") == choice
+
+
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"recipe": "fixed", "epochs": 3}, "not the hyperparameters a model trained with"),
+        ({"recipe": 1, "epochs": 3, "lr_head": 0.1, "weight_decay": 0, "inner_kl": None}, "recipe must be a name"),
+        ({"recipe": "fixed", "epochs": "many", "lr_head": 0.1, "weight_decay": 0, "inner_kl": None}, "epochs must"),
+        ({"recipe": "fixed", "epochs": 3, "lr_head": True, "weight_decay": 0, "inner_kl": None}, "lr_head must"),
+        ({"recipe": "selected", "epochs": 3, "lr_head": 0.1, "weight_decay": 0, "inner_kl": "low"}, "inner_kl must"),
+        ([3, 0.1, 0], "not the hyperparameters"),
+    ],
+)
+def test_a_choice_that_is_not_a_recipe_and_numbers_is_refused_naming_its_file(
+    workspace: Path, record: object, message: str
+) -> None:
+    path = paths.fold_dir(0, 1) / checkpoint.SELECTION
+    path.write_text(json.dumps(record))
+    with pytest.raises(
+        InputError, match=f"repeat-0/fold-1/selection.json: {message}.*stages.train --repeat 0 --fold 1"
+    ):
+        checkpoint.read_fold(0, 1)
 
 
 def test_evaluate_writes_every_output(workspace: Path) -> None:
@@ -136,7 +186,7 @@ def test_evaluate_writes_every_output(workspace: Path) -> None:
 
 def test_evaluate_refuses_a_missing_repeat_and_writes_nothing(workspace: Path) -> None:
     with pytest.raises(InputError, match="repeat-2/fold-0: fold not trained"):
-        evaluate.main({"split": {"folds": FOLDS, "repeats": REPEATS + 1}})
+        evaluate.main(params(REPEATS + 1))
     assert not any(p.exists() for p in OUTPUTS)
 
 
@@ -170,7 +220,7 @@ def test_a_checkpoint_of_another_layout_is_refused(workspace: Path) -> None:
     path = paths.fold_dir(0, 0) / checkpoint.WEIGHTS
     torch.save({"model": {}, "prior_initial": None}, path)  # no format tag: an older or foreign file
     with pytest.raises(InputError, match="not a fold checkpoint"):
-        checkpoint.read_fold(paths.fold_dir(0, 0))
+        checkpoint.read_fold(0, 0)
 
 
 def final_model(history_value: float = 0.5) -> FinalModel:
@@ -189,7 +239,7 @@ def final_model(history_value: float = 0.5) -> FinalModel:
         size=256,
         images=10,
         history=({"epoch": 1, "train_loss": history_value},),
-        settings={"recipe": "fixed", "epochs": 1, "lr_head": 0.01, "weight_decay": 0.0005, "inner_kl": None},
+        choice=Choice("fixed", 1, 0.01, 0.0005),
     )
 
 
@@ -208,6 +258,7 @@ def test_the_final_model_round_trips_and_foreign_files_are_refused(tmp_path: Pat
     back = checkpoint.load_final(path)
     assert back.outputs == EMOTIONS and torch.equal(back.state["fc.bias"], final_model().state["fc.bias"])
     assert back.extraction == {"layers": "stats", "views": ["centre", "mirror"], "size": 256}
+    assert back.choice == Choice("fixed", 1, 0.01, 0.0005)
     (tmp_path / "text.pt").write_text("not a model\n")
     for bad in (tmp_path / "text.pt", tmp_path / "missing.pt", tmp_path):
         with pytest.raises(InputError, match=str(bad)):
@@ -218,7 +269,8 @@ def test_a_final_model_of_the_previous_format_is_refused(tmp_path: Path) -> None
     """A model saved before `extraction` was recorded (ewmtcnn-final-2) cannot say how its
     features were made: refused by name, never read with a guessed extraction."""
     model = final_model()
-    content = {f: getattr(model, f) for f in FinalModel.__dataclass_fields__ if f != "extraction"}
+    content = {f: getattr(model, f) for f in FinalModel.__dataclass_fields__ if f not in ("extraction", "choice")}
+    content["settings"] = model.choice.record()
     old = tmp_path / "old.pt"
     torch.save({**content, "format": "ewmtcnn-final-2"}, old)
     with pytest.raises(InputError, match=f"{old}: not a final EW-MTCNN model"):
@@ -227,3 +279,22 @@ def test_a_final_model_of_the_previous_format_is_refused(tmp_path: Path) -> None
     torch.save({**content, "format": checkpoint.FINAL_FORMAT}, retagged)
     with pytest.raises(InputError, match=f"{retagged}: not a final EW-MTCNN model"):
         checkpoint.load_final(retagged)
+
+
+def test_the_final_model_file_keeps_its_keys_and_stores_the_choice_as_settings(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    final_model().save(path)
+    content = torch.load(path, weights_only=True)
+    assert list(content) == [
+        "format",
+        *("state", "prior_initial", "prior_init", "backbone", "extraction", "pretrained", "weights", "head"),
+        *("finetune", "outputs", "size", "images", "history", "settings"),
+    ]
+    assert content["format"] == "ewmtcnn-final-3"
+    assert content["settings"] == {
+        "recipe": "fixed",
+        "epochs": 1,
+        "lr_head": 0.01,
+        "weight_decay": 0.0005,
+        "inner_kl": None,
+    }

@@ -1,8 +1,9 @@
-"""dvc.yaml declares, for every stage, exactly the code it runs: its script and every module of the
-package that the script imports, directly or through other modules.
+"""dvc.yaml declares, for every stage, exactly the code it runs and the params it reads.
 
-A missing module means an edit to it would not rerun the stage (stale results); an extra one
-means needless reruns. The closure is derived from the source with `ast`, not listed by hand.
+- Code: its script and every module of the package that the script imports, directly or through other modules.
+- Params: the `params.section.key` chains of its script, or whole sections it hands on (`params.prior`).
+- A missing entry means an edit would not rerun the stage (stale results); an extra one means needless reruns.
+- Both are derived from the source with `ast`, not listed by hand.
 """
 
 from __future__ import annotations
@@ -97,3 +98,75 @@ def test_the_closure_follows_imports_through_modules(tmp_path: Path, monkeypatch
     monkeypatch.setattr(sys.modules[__name__], "REPO", root)
     found = {p.relative_to(root).as_posix() for p in closure(script)}
     assert found == {"stage.py", f"{PACKAGE}/__init__.py", f"{PACKAGE}/a.py", f"{PACKAGE}/b.py", f"{PACKAGE}/c.py"}
+
+
+#: Params a stage reads only to check another value before writing, never to make its outputs, so that
+#: dvc.yaml rightly leaves them out: preprocess refuses a store smaller than the backbone's input side.
+CHECK_ONLY = {"preprocess": {"model.backbone", "features.size"}}
+#: What a stage that uses `params` other than through attributes reads: everything, never declared.
+EVERYTHING = "*"
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+
+
+def params_read(source: str) -> set[str]:
+    """The params that a stage's source reads from its `params` argument: `params.section.key` as
+    `section.key`, a section handed on whole (`params.prior`) as `section`, `params` itself as EVERYTHING."""
+    tree = ast.parse(source)
+    parent = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == "params"):
+            continue
+        section = parent.get(node)
+        if not isinstance(section, ast.Attribute):
+            found.add(EVERYTHING)
+            continue
+        key = parent.get(section)
+        found.add(f"{section.attr}.{key.attr}" if isinstance(key, ast.Attribute) else section.attr)
+    return found
+
+
+def undeclared(read: set[str], declared: set[str]) -> set[str]:
+    """The params read but not declared (a whole declared section covers its keys)."""
+    return {r for r in read if r == EVERYTHING or not {r, r.split(".")[0]} & declared}
+
+
+def unread(read: set[str], declared: set[str], sections: dict[str, dict]) -> set[str]:
+    """The params declared but not read (a declared whole section is read whole, or key by key)."""
+
+    def is_read(d: str) -> bool:
+        if d.split(".")[0] in read:
+            return True
+        if "." in d:
+            return d in read
+        keys = sections.get(d, {})
+        return bool(keys) and all(f"{d}.{key}" in read for key in keys)
+
+    return {d for d in declared if not is_read(d)}
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_declares_exactly_the_params_it_reads(name: str) -> None:
+    read = params_read((REPO / "stages" / f"{name}.py").read_text(encoding="utf-8")) - CHECK_ONLY.get(name, set())
+    declared = set(STAGES[name].get("params", []))
+    assert not undeclared(read, declared), (
+        f"{name}: dvc.yaml misses params it reads: {sorted(undeclared(read, declared))}"
+    )
+    assert not unread(read, declared, PARAMS), (
+        f"{name}: dvc.yaml lists params it never reads: {sorted(unread(read, declared, PARAMS))}"
+    )
+
+
+def test_the_params_read_are_found_in_the_source() -> None:
+    """The derivation itself, on a made-up stage: keys, a section handed on, and `params` handed on whole."""
+    source = "def main(params):\n    k, seed = params.split.folds, params.train.seed\n    use(params.prior)\n"
+    read = params_read(source)
+    assert read == {"split.folds", "train.seed", "prior"}
+    assert undeclared(read, {"split.folds", "train", "prior"}) == set()
+    assert undeclared(read, {"split.folds", "prior"}) == {"train.seed"}  # an undeclared key fails the stage
+    assert undeclared(read, {"split", "train", "prior.init"}) == {"prior"}  # a whole section needs it whole
+    assert undeclared(params_read(source + "    use(params)\n"), {"split", "train", "prior"}) == {EVERYTHING}
+    sections = {"split": {"folds": 5, "seed": 0}, "prior": {"init": "original"}}
+    assert unread(read, {"split.folds", "split.seed", "prior", "train.seed"}, sections) == {"split.seed"}
+    assert unread(read, {"split", "prior"}, sections) == {"split"}  # split.seed is never read
+    assert unread({"split.folds", "split.seed"}, {"split"}, sections) == set()

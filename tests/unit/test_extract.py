@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from ewmtcnn import InputError
+from ewmtcnn.config.sections import Extraction
 from ewmtcnn.data import augment
 from ewmtcnn.features import channel_stats, extract
-from ewmtcnn.features.spec import Extraction
 from ewmtcnn.model import backbones
 
 LITE0 = backbones.get("efficientnet_lite0")
@@ -193,7 +193,7 @@ def test_a_sized_extraction_feeds_the_backbone_at_its_side():
     images = store(2, size=8)
     probe = ChannelMeans()
     how = Extraction("pooled", ("centre",), 6)
-    pooled = extract.extract(probe, images, how.sized(PROBE), how)
+    pooled = extract.extract(probe, images, PROBE.at(how.size), how)
     assert [tuple(x.shape) for x in probe.seen] == [(2, 3, 6, 6)]
     mean, std = np.asarray(PROBE.mean), np.asarray(PROBE.std)
     expected = (images[:, :, 1:7, 1:7].mean(axis=(2, 3)) / 255 - mean) / std
@@ -228,7 +228,7 @@ def test_stats_features_of_lite0(lite0: nn.Module):
     assert first.shape == (3, width) and first.dtype == np.float32
     assert extract.width(lite0, LITE0, how) == width
     assert np.isfinite(first).all()
-    np.testing.assert_allclose(first, channel_stats.statistics(maps).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first, channel_stats.moments(maps).numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(first, extract.extract(lite0, images, LITE0, how, batch_size=2))
     np.testing.assert_allclose(first, extract.extract(lite0, images, LITE0, how, batch_size=3), rtol=1e-4, atol=1e-5)
     # scaled per stage, unlike random-init pooled features (about 1e-8 apart): images tell apart

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -11,13 +12,14 @@ import pytest
 import torch
 
 from ewmtcnn import InputError
+from ewmtcnn.config.sections import Train
 from ewmtcnn.data.dataset import DISTRIBUTION, EMOTIONS
 from ewmtcnn.io.checkpoint import HISTORY
 from ewmtcnn.model import backbones, wheel
 from ewmtcnn.model.network import EmotionNet
 from ewmtcnn.training.inputs import CachedFeatures, ImageViews, distributions
 from ewmtcnn.training.loop import loss, train_fold
-from ewmtcnn.training.variant import Settings, outputs
+from ewmtcnn.training.variant import outputs
 
 
 def test_loss_is_the_weighted_sum_of_cross_entropy_and_summed_kl():
@@ -75,8 +77,17 @@ def problem():
     return features, targets, classes, np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
 
 
-SETTINGS = Settings(
-    epochs=15, batch_size=16, lr_backbone=0.001, lr_head=0.05, momentum=0.9, weight_decay=5e-4, lam=0.7, seed=0
+TRAIN = Train(
+    finetune=False,
+    recipe="fixed",
+    epochs=15,
+    batch_size=16,
+    lr_backbone=0.001,
+    lr_head=0.05,
+    momentum=0.9,
+    weight_decay=5e-4,
+    lam=0.7,
+    seed=0,
 )
 
 
@@ -86,15 +97,17 @@ def test_a_fold_learns_and_keeps_a_frozen_prior(problem, freeze):
     prior = wheel.wheel_prior()
     torch.manual_seed(0)
     model = EmotionNet(16, 6, "direct", prior, freeze, None)
-    result = train_fold(model, CachedFeatures(features), targets, classes, train_idx, test_idx, SETTINGS)
+    result = train_fold(model, CachedFeatures(features), targets, classes, train_idx, test_idx, TRAIN)
     history = result.history
     assert list(history["epoch"]) == list(range(1, 16)) and tuple(history.columns) == ("epoch", *HISTORY)
     assert history["test_kl"].iloc[-1] < history["test_kl"].iloc[0]
     assert history["test_acc"].iloc[-1] > 0.9  # separable classes
-    assert result.test.shape == (len(test_idx), 6) and result.train.shape == (len(train_idx), 6)
-    assert np.allclose(result.test.sum(axis=1), 1)
+    assert result.held_out.shape == (len(test_idx), 6) and result.in_place.shape == (len(train_idx), 6)
+    assert np.allclose(result.held_out.sum(axis=1), 1)
     trained = model.prior.weight.detach().double().numpy()
     assert np.allclose(trained, prior, atol=1e-7) == freeze
+    state = model.state_dict()
+    assert set(result.state) == set(state) and all(torch.equal(result.state[k], state[k]) for k in state)
 
 
 def test_same_seed_same_fold_result(problem):
@@ -103,8 +116,8 @@ def test_same_seed_same_fold_result(problem):
     for _ in range(2):
         torch.manual_seed(3)
         model = EmotionNet(16, 6, "seed", wheel.wheel_prior(), False, None)
-        runs.append(train_fold(model, CachedFeatures(features), targets, classes, train_idx, test_idx, SETTINGS))
-    assert runs[0].history.equals(runs[1].history) and np.array_equal(runs[0].test, runs[1].test)
+        runs.append(train_fold(model, CachedFeatures(features), targets, classes, train_idx, test_idx, TRAIN))
+    assert runs[0].history.equals(runs[1].history) and np.array_equal(runs[0].held_out, runs[1].held_out)
 
 
 def test_fine_tuning_trains_the_backbone_on_image_views():
@@ -117,12 +130,12 @@ def test_fine_tuning_trains_the_backbone_on_image_views():
     lite0 = backbones.get("efficientnet_lite0")
     model = EmotionNet(lite0.features, 6, "direct", wheel.wheel_prior(), True, lite0.build(False, None))
     before = model.backbone._conv_stem.weight.detach().clone()
-    settings = Settings(
-        epochs=1, batch_size=4, lr_backbone=0.01, lr_head=0.01, momentum=0.9, weight_decay=0, lam=0.7, seed=0
+    train = dataclasses.replace(
+        TRAIN, finetune=True, epochs=1, batch_size=4, lr_backbone=0.01, lr_head=0.01, weight_decay=0
     )
-    result = train_fold(model, ImageViews(store, lite0), targets, classes, np.arange(8), np.arange(8, 10), settings)
+    result = train_fold(model, ImageViews(store, lite0), targets, classes, np.arange(8), np.arange(8, 10), train)
     assert len(result.history) == 1 and np.isfinite(result.history.to_numpy()).all()
-    assert result.test.shape == (2, 6) and result.train.shape == (8, 6)
+    assert result.held_out.shape == (2, 6) and result.in_place.shape == (8, 6)
     assert not torch.equal(model.backbone._conv_stem.weight.detach().cpu(), before)
 
 
@@ -133,8 +146,6 @@ def test_a_diverging_run_stops_with_an_error_naming_the_learning_rate(problem, l
     features, targets, classes, train_idx, test_idx = problem
     torch.manual_seed(0)
     model = EmotionNet(16, 6, "direct", None, True, None)
-    settings = Settings(
-        epochs=5, batch_size=16, lr_backbone=0, lr_head=lr, momentum=0.9, weight_decay=0, lam=0.7, seed=0
-    )
+    train = dataclasses.replace(TRAIN, epochs=5, lr_backbone=0, lr_head=lr, weight_decay=0)
     with pytest.raises(InputError, match=re.escape(f"training diverged; lower train.lr_head (now {lr:g})")):
-        train_fold(model, CachedFeatures(features * 100), targets, classes, train_idx, test_idx, settings)
+        train_fold(model, CachedFeatures(features * 100), targets, classes, train_idx, test_idx, train)

@@ -1,5 +1,8 @@
-"""Each arm against the baseline (ewmtcnn.study.paired): fold means, medians and shares worked out by
-hand on small repeated-cross-validation tables made here, Student's t from SciPy as the reference."""
+"""Paired tests of each arm against the baseline (ewmtcnn.study.paired), worked out by hand.
+
+- Fold means, medians and shares on small repeated-cross-validation tables made here.
+- Student's t from SciPy as the reference.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +29,10 @@ VARIANT_Q = {
 
 
 def table(q: dict[tuple[int, int], float]) -> pd.DataFrame:
-    """A metrics/predictions.csv of FOLDS' images, each truly all anger (so its KL is -ln q and it
-    is right when q > 1/2), predicted anger with probability q[(repeat, image)], in repeat order."""
+    """A metrics/predictions.csv of FOLDS' images, in repeat order, predicted anger with probability q[(repeat, image)].
+
+    - Each image is truly all anger, so its KL is -ln q, and it is right when q > 1/2.
+    """
     keys = sorted(FOLDS)
     return pd.DataFrame(
         {
@@ -87,8 +92,10 @@ def test_paired_by_hand() -> None:
 
 
 def test_mean_and_median_can_disagree() -> None:
-    """Most images a little better, one much worse: the mean difference is positive, the median
-    negative, and the share that improves says so; the test is of the mean that is shown."""
+    """Most images a little better, one much worse: the mean difference is positive, the median negative.
+
+    - The share that improves says so; the test is of the mean that is shown.
+    """
     q = dict.fromkeys(FOLDS, 0.65)
     q[0, 1] = q[1, 1] = 0.1
     result = paired(BASELINE, table(q))

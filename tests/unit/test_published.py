@@ -1,9 +1,11 @@
-"""Published figures (ewmtcnn.study.published): one per prior of the reimplementation's table, and the
-held-out figures as table E shows them."""
+"""Published figures (ewmtcnn.study.published): one per prior of the reimplementation's table, and held-out ones.
+
+- The held-out figures as table E shows them.
+"""
 
 from __future__ import annotations
 
-from ewmtcnn.study.grid import GRIDS
+from ewmtcnn.study.design import GRIDS
 from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION
 
 

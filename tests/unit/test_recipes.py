@@ -3,14 +3,14 @@ never from its test fold; `fixed` uses the paper's settings; each head is kept a
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
+from ewmtcnn.config import sections
 from ewmtcnn.model import wheel
 from ewmtcnn.training import recipes, variant
 from ewmtcnn.training.batched import Task
@@ -22,11 +22,12 @@ N, D, C = 120, 10, 6
 
 @pytest.fixture(scope="module")
 def v() -> variant.Variant:
-    p = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    p = copy.deepcopy(p)
-    p["select"].update(epochs=12, patience=4, lr_head=[0.01, 0.1], weight_decay=[0.0, 0.01])
-    p["train"].update(batch_size=16, epochs=5)
-    return variant.from_params(p)
+    params = sections.load(REPO / "params.yaml")
+    select = dataclasses.replace(params.select, epochs=12, patience=4, lr_head=(0.01, 0.1), weight_decay=(0.0, 0.01))
+    train = dataclasses.replace(params.train, batch_size=16, epochs=5)
+    return variant.Variant.of(
+        params.data.label, params.data.neutral, params.prior, params.model, params.features, train, select
+    )
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,8 +87,8 @@ def test_a_choice_is_the_lowest_inner_kl_and_the_head_is_kept_at_its_epoch(v: va
         assert choice.recipe == "selected" and 1 <= choice.epochs <= 12
         assert choice.lr_head in (0.01, 0.1) and choice.weight_decay in (0.0, 0.01) and choice.inner_kl > 0
     held_out = [np.flatnonzero(fold_of == k) for k in range(4)]
-    fitted = recipes.fit(problem, v, own, chosen, held_out)
-    for choice, result, test in zip(chosen, fitted, held_out, strict=True):
+    trained = recipes.train_chosen(problem, v, own, chosen, held_out)
+    for choice, result, test in zip(chosen, trained, held_out, strict=True):
         assert list(result.history["epoch"]) == list(range(1, choice.epochs + 1))
         assert result.held_out.shape == (len(test), C) and np.allclose(result.held_out.sum(axis=1), 1)
         # the kept predictions are those of the kept weights, at the chosen epoch
@@ -101,11 +102,11 @@ def test_the_fixed_recipe_uses_the_papers_settings(v: variant.Variant) -> None:
     choice = recipes.fixed(v)
     assert (choice.recipe, choice.epochs, choice.lr_head, choice.weight_decay) == ("fixed", 5, 0.01, 0.0005)
     features, targets, classes = data()
-    fitted = recipes.fit(
+    trained = recipes.train_chosen(
         recipes.Problem.of(features, targets, classes),
         v,
         tasks(None),
         [choice] * 4,
         [np.flatnonzero(fold_of == k) for k in range(4)],
     )
-    assert all(list(f.history["epoch"]) == [1, 2, 3, 4, 5] for f in fitted)
+    assert all(list(f.history["epoch"]) == [1, 2, 3, 4, 5] for f in trained)

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-import yaml
 
 from ewmtcnn import InputError
 from ewmtcnn.data import source
 from ewmtcnn.data.dataset import EMOTIONS
 from ewmtcnn.data.source import download, extract, fetch
-from support import REPO, assert_refused, tree, zip_folder
+from support import REPO, assert_refused, tree, write_params, zip_folder
 
 EXPECTED_FILES = {
     "ground_truth.txt",
@@ -594,8 +593,7 @@ def run_download_stage(
 ) -> subprocess.CompletedProcess[str]:
     """The download stage in `project`, with $EMOTION6 set to `local_copy` (unset when None, as CI sets it)."""
     project.mkdir(parents=True, exist_ok=True)
-    params = {"data": {"source": data_source, "sha256": "", "label": "dominant"}}
-    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    write_params(project, data={"source": data_source, "sha256": ""})
     env = {k: v for k, v in os.environ.items() if k != "EMOTION6"}
     if local_copy is not None:
         env["EMOTION6"] = str(local_copy)

@@ -9,8 +9,6 @@ numpy/PyTorch directly.
 from __future__ import annotations
 
 import math
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ import torch
 from scipy.special import logsumexp
 
 from ewmtcnn import InputError
-from ewmtcnn.data.dataset import EMOTIONS, read_ground_truth
+from ewmtcnn.data.dataset import EMOTIONS
 from ewmtcnn.model.wheel import INITS, correlation_prior, prior_matrix, wheel_distance, wheel_prior
 
 # Rows and columns in Emotion6 order: anger, disgust, fear, joy, sadness, surprise.
@@ -202,14 +200,3 @@ def test_unknown_init_lists_the_allowed_values() -> None:
         "corr_log_softmax",
     ):
         prior("wheel")
-
-
-def test_corr_on_the_real_table(real_archive: Path, tmp_path: Path) -> None:
-    with zipfile.ZipFile(real_archive) as zf:
-        zf.extract("Emotion6/ground_truth.txt", tmp_path)
-    table = read_ground_truth(tmp_path / "Emotion6")
-    assert len(table) == 1980
-    probabilities = table[list(EMOTIONS)].to_numpy()
-    c = correlation_prior(probabilities)
-    np.testing.assert_array_equal(c, c.T)
-    np.testing.assert_allclose(c, np.corrcoef(probabilities, rowvar=False), rtol=0, atol=1e-12)

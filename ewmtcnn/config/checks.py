@@ -1,8 +1,7 @@
-"""Reading `params.yaml`: every value checked for its type and range before a stage writes anything.
+"""The value checks of params.yaml: each param's type and range, one error naming it and what it may be.
 
-Each stage reads the params it declares in `dvc.yaml` through these functions at its start, so a
-bad value is one error that names the param and what it may be, never a traceback halfway
-through a stage or a silently corrupt result.
+- Values are looked up by dotted name (`train.lr_head`) in the file's nested mappings.
+- A missing or mistyped value is an `InputError`, never a traceback halfway through a stage.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from ewmtcnn.paths import PARAMS
 MAX_SEED = 2**31 - 1  # seed + repeat (and * 1000 + fold) stays within every library's range
 
 
-def load(path: Path = PARAMS) -> dict[str, Any]:
+def read(path: Path = PARAMS) -> dict[str, Any]:
     """The whole params file as nested dicts."""
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -40,6 +39,7 @@ def _names(kind: type | tuple[type, ...]) -> str:
 
 
 def _refuse(dotted: str, allowed: str, value: Any) -> InputError:
+    """The error for `dotted` holding `value` where it must be `allowed`."""
     hint = ""
     if isinstance(value, str) and _parses_as_number(value):
         # YAML 1.1 (PyYAML) reads 1e-3 as a string: it wants a dot in the mantissa.
@@ -103,8 +103,12 @@ def _inside(value: float, lo: float | None, hi: float | None, lo_open: bool, hi_
 
 def integer(params: Mapping[str, Any], dotted: str, lo: int | None = None, hi: int | None = None) -> int:
     """An integer parameter in [lo, hi] (either bound may be open-ended)."""
+    return bounded(dotted, _lookup(params, dotted), lo, hi)
+
+
+def bounded(dotted: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    """`value`, the param `dotted`, checked to be an integer in [lo, hi] (either bound may be open-ended)."""
     allowed = " ".join(filter(None, ("an integer", _interval(lo, hi, False, False))))
-    value = _lookup(params, dotted)
     if isinstance(value, bool) or not isinstance(value, int) or not _inside(value, lo, hi, False, False):
         raise _refuse(dotted, allowed, value)
     return value

@@ -1,6 +1,7 @@
-"""The columns of the README's variants tables: each computes its cell from a `Row`, so a table's
-header and its cells come from one place and cannot disagree; the score columns come from one
-list, `metrics.SCORES`, the scores of metrics/metrics.json.
+"""The columns of the README's variants tables, each a header and the cell it computes from a `Row`.
+
+- A table's header and its cells come from one place, so they cannot disagree.
+- The score columns come from one list, `metrics.SCORES`, the scores of metrics/metrics.json.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import pandas as pd
 
 from ewmtcnn.evaluation import metrics
 from ewmtcnn.evaluation.resampling import Corrected
-from ewmtcnn.study import experiments
-from ewmtcnn.study.grid import Arm
+from ewmtcnn.io.choice import HYPERPARAMETERS
+from ewmtcnn.study.design import Arm
 from ewmtcnn.study.paired import Comparison
 from ewmtcnn.study.published import REIMPLEMENTATION_CLASSES, Published
 
@@ -33,9 +34,9 @@ class Row(NamedTuple):
     test: Mapping[str, Stats]  # score -> its held-out figures
     train: Mapping[str, Stats]  # score -> its figures in place on the training folds
     comparison: Comparison | None = None  # against `none`
-    selection: Mapping[str, Stats] | None = None  # the chosen settings: median, min, max
+    chosen: Mapping[str, Stats] | None = None  # the chosen hyperparameters: median, min, max
     published: Published | None = None  # the reimplementation's figures
-    settings: str = "-"  # the arm's own params besides its prior and head
+    pinned: str = "-"  # the arm's own pinned params besides its prior and head
     labels: Mapping[str, str] = {}  # what a row is, by column (table F)
 
 
@@ -56,6 +57,7 @@ def _section(experiment: pd.Series, prefix: str) -> dict[str, dict[str, float]]:
 
 
 def _interval(stats: Stats | None, digits: int, sign: str = "") -> str:
+    """A figure and its interval, or a published figure alone; `-` without one."""
     if stats is None:
         return "-"
     if "ci_low" not in stats:  # a published figure, with the two decimals it was published with
@@ -64,6 +66,7 @@ def _interval(stats: Stats | None, digits: int, sign: str = "") -> str:
 
 
 def _p(p: float) -> str:
+    """A p-value, with three decimals."""
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
@@ -73,20 +76,24 @@ def _compared(name: str, cell: Callable[[Comparison], str]) -> Column:
 
 
 def _difference(corrected: Corrected, digits: int) -> str:
+    """A signed difference and its interval."""
     return _interval({"mean": corrected.mean, "ci_low": corrected.low, "ci_high": corrected.high}, digits, "+")
 
 
 def _chosen(name: str) -> Column:
+    """A chosen hyperparameter: median [min–max] over the training folds."""
+
     def cell(row: Row) -> str:
-        if row.selection is None:
+        if row.chosen is None:
             return "-"
-        s = row.selection[name]
+        s = row.chosen[name]
         return f"{s['median']:g} [{s['min']:g}–{s['max']:g}]"
 
     return Column(f"{name} chosen", cell)
 
 
 def _names() -> list[Column]:
+    """The init, freeze and head columns."""
     return [Column(header, lambda row, i=i: row.names[i]) for i, header in enumerate(("init", "freeze", "head"))]
 
 
@@ -96,12 +103,14 @@ def _score(score: str, prefix: str = "") -> Column:
     return Column(header, lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
 
 
-def comparison_columns(selected: bool, settings: bool = False) -> list[Column]:
-    """Tables A, B and D: every held-out score, the comparison with `none`, the arms' own params
-    (`settings`) and (`selected`) the chosen settings."""
+def comparison_columns(chosen: bool, pinned: bool = False) -> list[Column]:
+    """Tables A, B and D: every held-out score and the comparison with `none`.
+
+    - With `pinned`, the arms' own pinned params; with `chosen`, the chosen hyperparameters.
+    """
     return [
         *_names(),
-        *([Column("params", lambda row: row.settings)] if settings else []),
+        *([Column("params", lambda row: row.pinned)] if pinned else []),
         *(_score(score) for score in metrics.SCORES),
         _compared("ΔKL vs none", lambda c: _difference(c.paired.kl, 4)),
         _compared("median ΔKL", lambda c: f"{c.paired.kl_median:+.4f}"),
@@ -111,7 +120,7 @@ def comparison_columns(selected: bool, settings: bool = False) -> list[Column]:
         _compared("p acc (Holm)", lambda c: _p(c.acc_p_holm)),
         _compared("prior for KL", lambda c: c.kl_verdict),
         _compared("prior for acc", lambda c: c.acc_verdict),
-        *(_chosen(name) for name in experiments.SELECTED if selected),
+        *(_chosen(name) for name in HYPERPARAMETERS if chosen),
     ]
 
 
@@ -157,8 +166,8 @@ def features_columns() -> list[Column]:
 def arm_row(arm: Arm, experiment: pd.Series, **extra: object) -> Row:
     """An arm's row, from its experiment's params and metrics (`experiments.grid_rows`)."""
     names = (arm.init, arm.mode or "-", arm.head or "-")
-    settings = ", ".join(f"{param} {value}" for param, value in arm.settings) or "-"
-    return Row(names, _section(experiment, "test"), _section(experiment, "train"), settings=settings, **extra)
+    pinned = ", ".join(f"{param} {value}" for param, value in arm.pinned) or "-"
+    return Row(names, _section(experiment, "test"), _section(experiment, "train"), pinned=pinned, **extra)
 
 
 def baseline_rows(experiment: pd.Series) -> list[Row]:

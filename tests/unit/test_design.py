@@ -1,0 +1,165 @@
+"""The design of the comparison (ewmtcnn.study.design): arms, grids, their experiments and overrides.
+
+- That DVC reads the overrides as the experiments' params is checked in tests/integration/test_experiments.py.
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import pytest
+
+from ewmtcnn import InputError
+from ewmtcnn.study import design
+from ewmtcnn.study.design import (
+    ALL,
+    ARMS,
+    BASELINE,
+    FEATURES,
+    GRIDS,
+    PUBLISHED_ARMS,
+    RESCALED,
+    SEED_ARMS,
+    Arm,
+    Experiment,
+    Kind,
+    experiments_of,
+    grids_named,
+)
+
+
+def test_arms() -> None:
+    assert len(ARMS) == 13 and ARMS[0] == BASELINE and len(set(ARMS)) == 13
+    assert [arm.label for arm in ARMS[:3]] == ["none", "original freeze direct", "original freeze seed"]
+    assert {arm.head for arm in ARMS[1:]} == {"direct", "seed"} and BASELINE.freeze is None
+    assert SEED_ARMS[0] == BASELINE and [arm.label for arm in SEED_ARMS[1:]] == [
+        "original freeze seed",
+        "original unfreeze seed",
+        "eye unfreeze seed",
+        "rand unfreeze seed",
+        "corr freeze seed",
+        "corr unfreeze seed",
+    ]
+
+
+def test_grids() -> None:
+    """The five grids of `make table`, their pinned params and arms.
+
+    - A and B: the 13 arms under each recipe; C: the reimplementation's setting.
+    - Each pins the label too, so that no experiment of one grid is also an arm of another (B's and
+      C's share the recipe); B and C pin the paper's head learning rate, so that a run at another is
+      no row of theirs.
+    - D and E reuse experiments of A and B where their params are the same; each is queued once.
+    """
+    a, b, c, d, e = GRIDS
+    assert [g.name for g in GRIDS] == ["A", "B", "C", "D", "E"]
+    assert [g.kind for g in GRIDS] == ["compared", "compared", "reimplementation", "compared", "published"]
+    six = {"data.label": "dominant", "data.neutral": "drop"}
+    assert (a.arms, dict(a.pinned)) == (ARMS, {**six, "train.recipe": "selected"})
+    paper = {"train.recipe": "fixed", "train.lr_head": 0.01}
+    assert (b.arms, dict(b.pinned)) == (ARMS, {**six, **paper})
+    assert (c.arms, dict(c.pinned)) == (SEED_ARMS, {"data.label": "folder", "data.neutral": "drop", **paper})
+    assert (d.arms, dict(d.pinned)) == (RESCALED, {**six, "train.recipe": "fixed"})
+    assert [arm.label for arm in RESCALED] == [
+        "none lr_head=0.01",
+        "none lr_head=0.005",
+        "none lr_head=0.0025",
+        "original freeze direct lr_head=0.01",
+    ]
+    assert (e.arms, dict(e.pinned)) == (PUBLISHED_ARMS, {"train.recipe": "selected"})
+    assert [arm.label for arm in PUBLISHED_ARMS] == [
+        "original freeze direct neutral=keep label=dominant",
+        "original freeze direct neutral=keep label=folder",
+        "original freeze direct neutral=drop label=dominant",
+        "original freeze direct neutral=drop label=folder",
+    ]
+    every = [experiment for grid in GRIDS for experiment in grid.experiments()]
+    assert len(every) == 13 + 13 + 7 + 4 + 4
+    # D's none at 0.01 and wheel prior are B's; E's six-emotion dominant row is A's wheel prior.
+    assert Experiment(d, RESCALED[0]).params() == Experiment(b, BASELINE).params()
+    assert Experiment(d, RESCALED[-1]).params() == Experiment(b, Arm("original", True, "direct")).params()
+    assert Experiment(e, PUBLISHED_ARMS[2]).params() == Experiment(a, Arm("original", True, "direct")).params()
+    once = experiments_of(GRIDS)
+    assert len(once) == len(every) - 3 == len({frozenset(e.params().items()) for e in once})
+    assert {frozenset(e.params().items()) for e in once} == {frozenset(e.params().items()) for e in every}
+    names = [e.grid.name for e in once]
+    assert names == ["A"] * 13 + ["B"] * 13 + ["C"] * 7 + ["D"] * 2 + ["E"] * 3
+
+
+def test_overrides() -> None:
+    a, b, c, d, _ = GRIDS
+    assert Experiment(a, BASELINE).overrides() == [
+        "data.label=dominant",
+        "data.neutral=drop",
+        "train.recipe=selected",
+        "prior.init=none",
+    ]
+    assert Experiment(b, Arm("original", True, "seed")).overrides() == [
+        "data.label=dominant",
+        "data.neutral=drop",
+        "train.recipe=fixed",
+        "train.lr_head=0.01",
+        "prior.init=original",
+        "prior.freeze=true",
+        "model.head=seed",
+    ]
+    assert Experiment(c, Arm("corr", False, "seed")).overrides() == [
+        "data.label=folder",
+        "data.neutral=drop",
+        "train.recipe=fixed",
+        "train.lr_head=0.01",
+        "prior.init=corr",
+        "prior.freeze=false",
+        "model.head=seed",
+    ]
+    assert Experiment(d, RESCALED[1]).overrides() == [
+        "data.label=dominant",
+        "data.neutral=drop",
+        "train.recipe=fixed",
+        "prior.init=none",
+        "train.lr_head=0.005",
+    ]
+    assert Experiment(c, BASELINE).params() == {
+        "data.label": "folder",
+        "data.neutral": "drop",
+        "train.recipe": "fixed",
+        "train.lr_head": 0.01,
+        "prior.init": "none",
+    }
+
+
+def test_the_features_grid_runs_each_configuration_with_six_and_seven_emotions() -> None:
+    f = ALL["F"]
+    assert (
+        f.kind == "features"
+        and f not in GRIDS
+        and dict(f.pinned)
+        == {
+            "data.label": "dominant",
+            "train.recipe": "selected",
+        }
+    )
+    assert len(f.arms) == 2 * len(design.FEATURE_CONFIGS) and len(set(f.arms)) == len(f.arms)
+    two = [arm for arm in f.arms if dict(arm.pinned)["features.views"] == ("centre", "mirror")]
+    assert [dict(arm.pinned)["data.neutral"] for arm in two] == ["drop", "keep"]
+    assert Experiment(f, two[1]).overrides()[-3:] == [
+        "features.views=[centre,mirror]",
+        "preprocess.size=256",
+        "data.neutral=keep",
+    ]
+    # Lite2's native 260 px crop needs a store of at least 260 px.
+    sizes = {dict(arm.pinned)["model.backbone"]: dict(arm.pinned)["preprocess.size"] for arm in f.arms}
+    assert sizes["efficientnet_lite2"] >= 260 and sizes["efficientnet_lite0"] == 256
+    assert len(experiments_of([f])) == len(f.arms)
+
+
+def test_tables_are_chosen_by_their_letters() -> None:
+    assert grids_named("ABCDE") == list(GRIDS) and grids_named("F") == [FEATURES]
+    for bad in ("", "G", "AZ"):
+        with pytest.raises(InputError, match="--tables takes letters among ABCDEF"):
+            grids_named(bad)
+
+
+def test_every_kind_of_table_has_a_grid() -> None:
+    """Each kind that `table.tables` builds is the kind of some grid, and no grid has another."""
+    assert {grid.kind for grid in ALL.values()} == set(get_args(Kind))
