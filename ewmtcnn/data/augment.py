@@ -59,13 +59,11 @@ def render(
     mean: Stats = IMAGENET_MEAN,
     std: Stats = IMAGENET_STD,
 ) -> torch.Tensor:
-    """Crop `boxes` (top, left, h, w) out of uint8 (B, 3, H, W) `images`, resize each crop to
-    size x size, mirror where `flips` says, normalise with `mean`, `std` (on the 0..1 scale):
-    float32 (B, 3, size, size).
+    """Float32 (B, 3, size, size) views: the `boxes` (top, left, h, w) of uint8 (B, 3, H, W) `images`.
 
-    Bilinear, which already weighs every source pixel when shrinking by up to 2x (at the
-    default 256 px store a crop shrinks by at most 256/224); area averaging, OpenCV's
-    antialiased but 4x slower shrink, beyond that.
+    - Each crop resized to size x size, mirrored where `flips` says, normalised with `mean`, `std` (0..1 scale).
+    - Bilinear while shrinking by up to 2x, where it already weighs every source pixel (a 256 px store's crop
+      shrinks by at most 256/224); OpenCV's antialiased area averaging beyond that.
     """
     scale = 1 / (255 * np.asarray(std, np.float32))
     shift = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
@@ -89,9 +87,10 @@ def views(
     mean: Stats = IMAGENET_MEAN,
     std: Stats = IMAGENET_STD,
 ) -> torch.Tensor:
-    """One random resized crop and coin-flip mirror per image of uint8 (B, 3, H, W) `images`:
-    float32 (B, 3, size, size), normalised. Randomness comes from `generator` (torch's global
-    one when None), so a seeded run draws the same views.
+    """Float32 (B, 3, size, size) normalised views: a random resized crop and coin-flip mirror per image.
+
+    - `images` are uint8 (B, 3, H, W); randomness comes from `generator` (torch's global one when None),
+      so a seeded run draws the same views.
     """
     images = np.asarray(images)
     n, _, height, width = images.shape

@@ -67,9 +67,13 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _pool_options() -> dict[str, Any]:
-    """Linux: fork (its default before Python 3.14), so that each worker's parent is this process,
-    as `_die_with_parent` checks. Elsewhere there is no parent-death signal: workers of a killed
-    stage stay until they are killed by hand (an ordinary exit or Ctrl-C stops them)."""
+    """The decoding pool's start method and initializer.
+
+    - Linux: fork (its default before Python 3.14), so that each worker's parent is this process, as
+      `_die_with_parent` checks.
+    - Elsewhere there is no parent-death signal: workers of a killed stage stay until killed by hand
+      (an ordinary exit or Ctrl-C stops them).
+    """
     if sys.platform != "linux":
         return {}
     return {

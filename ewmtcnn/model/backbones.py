@@ -55,9 +55,11 @@ def _local_file_hint(name: str) -> str:
 
 @dataclass(frozen=True)
 class Backbone:
-    """Every fact about one backbone: its pooled feature width, the input side and per-channel
-    normalisation its pretrained weights expect, how to build the library's model, where its
-    pretrained weights come from, and how to strip its ImageNet classifier."""
+    """Every fact about one backbone, in one place.
+
+    - Its pooled feature width, and the input side and per-channel normalisation its weights expect.
+    - How to build the library's model, where its pretrained weights come from, how to strip its classifier.
+    """
 
     name: str
     features: int
