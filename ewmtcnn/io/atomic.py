@@ -4,9 +4,10 @@
   writer of the same output remove what a killed one left behind (a SIGKILL runs no cleanup).
 - The repository's `.gitignore` and `.dvcignore` match the pattern, so a leftover is never staged
   by git nor hashed into an output folder by DVC.
-- Text outputs round every float to SIGNIFICANT digits: NumPy's vectorised exp and log differ
-  between CPUs in the last bits, and rounding keeps a rerun on another machine byte-identical
-  (but for a value within a few ulps of a rounding boundary).
+- Text outputs, and the figures a model file records beside its weights, round every float to
+  SIGNIFICANT digits: NumPy's vectorised exp and log and torch's vectorised sums differ between
+  CPUs in the last bits, and rounding keeps a rerun on another machine byte-identical (but for a
+  value within a few ulps of a rounding boundary).
 """
 
 from __future__ import annotations
@@ -111,14 +112,14 @@ def rounded(value: float) -> float:
     return float(f"{value:.{SIGNIFICANT}g}") if math.isfinite(value) else float(value)
 
 
-def _rounded_tree(content: Any) -> Any:
-    """`content` with every float in nested dicts, lists and tuples rounded; the rest unchanged."""
+def rounded_tree(content: Any) -> Any:
+    """`content` with every float in nested dicts, lists and tuples rounded; the rest (tensors too) unchanged."""
     if isinstance(content, (float, np.floating)):
         return rounded(float(content))
     if isinstance(content, dict):
-        return {key: _rounded_tree(value) for key, value in content.items()}
+        return {key: rounded_tree(value) for key, value in content.items()}
     if isinstance(content, (list, tuple)):
-        return [_rounded_tree(value) for value in content]
+        return type(content)(rounded_tree(value) for value in content)
     return content
 
 
@@ -145,4 +146,4 @@ def write_json(content: Any, path: Path | str) -> None:
     - NaN and infinities are written as `NaN` and `Infinity`, as Python's json module does and reads
       back (DVC's metrics commands too), never as null.
     """
-    write_text(json.dumps(_rounded_tree(content), indent=2) + "\n", path)
+    write_text(json.dumps(rounded_tree(content), indent=2) + "\n", path)

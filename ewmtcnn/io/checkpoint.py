@@ -23,7 +23,7 @@ import torch
 
 from ewmtcnn import InputError, paths
 from ewmtcnn.io import safe_load
-from ewmtcnn.io.atomic import write_csv, write_json, written
+from ewmtcnn.io.atomic import rounded_tree, write_csv, write_json, written
 from ewmtcnn.io.choice import Choice
 
 FOLD_FORMAT = "ewmtcnn-fold-1"
@@ -140,13 +140,17 @@ class FinalModel:
     choice: Choice  # the recipe and the hyperparameters it trained with
 
     def save(self, path: Path) -> None:
-        """One torch file of plain tensors, strings and numbers, written whole or not at all."""
+        """One torch file of plain tensors, strings and numbers, written whole or not at all.
+
+        - Its figures (history, inner-validation KL) are rounded as the text outputs are, so that
+          another CPU's last bits leave the file byte-identical; the weights are kept exact.
+        """
         content = {_key(f.name): getattr(self, f.name) for f in fields(self)}
         content["state"] = {k: v.detach().cpu() for k, v in self.state.items()}
         content["prior_initial"] = _tensor(self.prior_initial)
         content[_key("choice")] = self.choice.record()
         with written(path) as tmp:
-            _save({"format": FINAL_FORMAT, **content}, tmp)
+            _save({"format": FINAL_FORMAT, **rounded_tree(content)}, tmp)
 
 
 def _key(field: str) -> str:

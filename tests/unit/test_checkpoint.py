@@ -252,6 +252,20 @@ def test_the_final_model_has_the_same_bytes_whatever_its_temporary_name(tmp_path
     assert a.read_bytes() != b.read_bytes(), "a different model has different bytes"
 
 
+def test_the_final_models_figures_are_rounded_so_last_bits_leave_the_same_bytes(tmp_path: Path) -> None:
+    """Another CPU's vectorised sums and logs differ in the last bits: the history and the inner-validation
+    KL are rounded to 10 significant digits, as the text outputs are; the weights stay exact."""
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    exact = dataclasses.replace(final_model(2 / 3), choice=Choice("selected", 5, 0.003, 0.03, 0.4 + 1e-16))
+    nudged = dataclasses.replace(final_model(np.nextafter(2 / 3, 1)), choice=Choice("selected", 5, 0.003, 0.03, 0.4))
+    exact.save(a)
+    nudged.save(b)
+    assert a.read_bytes() == b.read_bytes()
+    back = checkpoint.load_final(a)
+    assert back.history == ({"epoch": 1, "train_loss": 0.6666666667},) and back.choice.inner_kl == 0.4
+    assert torch.equal(back.state["fc.weight"], exact.state["fc.weight"])
+
+
 def test_the_final_model_round_trips_and_foreign_files_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     final_model().save(path)
