@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ewmtcnn import InputError
 from ewmtcnn.config import sections
 from ewmtcnn.config.sections import Params
+from ewmtcnn.paths import PARAMS
 
 
 def run(main: Callable[[], object]) -> None:
@@ -23,5 +24,19 @@ def run(main: Callable[[], object]) -> None:
 
 
 def run_stage(main: Callable[[Params], None]) -> None:
-    """Run a stage on params.yaml, every section checked before the stage reads or writes anything."""
-    run(lambda: main(sections.load()))
+    """Run a stage on params.yaml, every section checked before the stage reads or writes anything.
+
+    - params.yaml is read again when the stage ends: if it changed meanwhile (another `dvc exp run`),
+      the stage fails, so that DVC never records params that did not make the outputs.
+    """
+
+    def stage() -> None:
+        params = sections.load()
+        main(params)
+        if sections.load() != params:
+            raise InputError(
+                f"{PARAMS} changed while the stage ran, so its outputs are not of the params it now holds; "
+                "run one `dvc repro` or `dvc exp run` at a time, then rerun it"
+            )
+
+    run(stage)

@@ -6,6 +6,7 @@
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+CHECKED = Path("data/checked")  # the check stage's constant output, which every other stage depends on
 RAW = Path("data/raw/Emotion6")
 IMAGES = Path("data/prepared/images.npy")
 LABELS = Path("data/prepared/labels.csv")

@@ -19,12 +19,28 @@ from ewmtcnn.paths import PARAMS
 MAX_SEED = 2**31 - 1  # seed + repeat (and * 1000 + fold) stays within every library's range
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping, as DVC does (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read(path: Path = PARAMS) -> dict[str, Any]:
-    """The whole params file as nested dicts."""
+    """The whole params file as nested dicts; a key given twice is refused with its line."""
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)  # a SafeLoader: plain data only
     except FileNotFoundError:
         raise InputError(f"{path} not found: run stages from the repository root") from None
+    except yaml.MarkedYAMLError as e:  # one line: where, and what
+        line = f" line {e.problem_mark.line + 1}:" if e.problem_mark else ""
+        raise InputError(f"{path}:{line} not valid YAML: {e.problem}") from None
     except yaml.YAMLError as e:
         raise InputError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(params, dict):

@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from ewmtcnn import InputError
 from ewmtcnn.config.checks import choice, get, integer, number, numbers, read, seed
@@ -252,7 +253,12 @@ class Params:
 
     @classmethod
     def parse(cls, p: Mapping[str, Any]) -> Params:
-        """The params in `p` (params.yaml's nested mappings); the first bad value is an `InputError`."""
+        """The params in `p` (params.yaml's nested mappings); the first bad value is an `InputError`.
+
+        - A param this project does not know (a typo such as `prior.iint`) is refused with the
+          nearest known name, so that it never silently leaves the default in force.
+        """
+        _refuse_unknown(p)
         return cls(
             data=Data.parse(p),
             preprocess=Preprocess.parse(p),
@@ -263,6 +269,36 @@ class Params:
             train=Train.parse(p),
             select=Select.parse(p),
         )
+
+
+def known() -> list[str]:
+    """Every param of params.yaml by its dotted name, in the order of the sections' fields."""
+    types = get_type_hints(Params)
+    return [
+        f"{section.name}.{'lambda' if key.name == 'lam' else key.name}"
+        for section in fields(Params)
+        for key in fields(types[section.name])
+    ]
+
+
+def _refuse_unknown(p: Mapping[str, Any]) -> None:
+    """An `InputError` for the first section or param in `p` that params.yaml has no place for."""
+    names = known()
+    sections = list(dict.fromkeys(name.split(".")[0] for name in names))
+    for section, keys in p.items():
+        if section not in sections:
+            _unknown("section", "", str(section), sections)
+        ours = [name.split(".", 1)[1] for name in names if name.startswith(f"{section}.")]
+        for key in keys if isinstance(keys, Mapping) else ():
+            if key not in ours:
+                _unknown("param", f"{section}.", str(key), ours)
+
+
+def _unknown(what: str, prefix: str, name: str, known: list[str]) -> None:
+    """Refuse `prefix + name`, naming the nearest of the `known` names, or all of them when none is near."""
+    near = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {prefix}{near[0]}?" if near else f"expected one of {', '.join(prefix + k for k in known)}"
+    raise InputError(f"{PARAMS}: unknown {what} {prefix}{name}; {hint}")
 
 
 def load(path: Path = PARAMS) -> Params:

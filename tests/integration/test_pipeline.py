@@ -64,7 +64,7 @@ def test_repro_runs_every_stage_and_writes_the_outputs(pipeline: Repo) -> None:
         assert counts.shape == (6, 5) and (counts == 2).all().all()
     # DVC recorded every stage, and git is told to ignore the outputs.
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert set(lock["stages"]) == set(DATA_STAGES)
+    assert set(lock["stages"]) == {"check", *DATA_STAGES}
     assert "/Emotion6" in (root / "data/raw/.gitignore").read_text().split()
 
 
@@ -102,6 +102,34 @@ def test_changing_the_seed_reruns_only_split(pipeline: Repo) -> None:
     assert lock["stages"]["split"]["params"]["params.yaml"]["split.seed"] == 1
 
 
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (("repro", "split"), "unknown param prior.iint; did you mean prior.init?"),
+        (("exp", "run", "-S", "prior.init=eyes", "split"), "prior.init must be one of none, original, eye"),
+    ],
+    ids=["typo-in-params.yaml", "bad-exp-run-S"],
+)
+def test_a_refused_param_stops_dvc_before_any_output_is_removed(
+    pipeline: Repo, command: tuple[str, ...], message: str
+) -> None:
+    """Without the check stage DVC removed data/raw/Emotion6 first, then the download stage refused the value."""
+    before = {path: pipeline.stamp(path) for path in OUTPUTS}
+    lock = (pipeline.root / "dvc.lock").read_bytes()
+    if command[0] == "repro":
+        pipeline.set_params(prior__iint="eye")
+    result = pipeline.dvc(*command, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output
+    assert ran(output) == set() and "Traceback" not in output
+    assert {path: pipeline.stamp(path) for path in OUTPUTS} == before
+    assert (pipeline.root / "dvc.lock").read_bytes() == lock
+    params = yaml.safe_load((pipeline.root / "params.yaml").read_text(encoding="utf-8"))
+    params["prior"] = {key: value for key, value in params["prior"].items() if key != "iint"} | {"init": "original"}
+    (pipeline.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    assert ran((again := pipeline.dvc("repro", "split")).stdout + again.stderr) == set()  # nothing else changed
+
+
 def test_failing_stage_fails_repro_and_leaves_nothing(tmp_path: Path) -> None:
     not_a_zip = tmp_path / "Emotion6.zip"
     not_a_zip.write_text("this is not a zip archive\n")
@@ -128,6 +156,7 @@ def test_layout_paths_are_the_declared_outs() -> None:
         for name, stage in pipeline["stages"].items()
     }
     assert outs == {
+        "check": [paths.CHECKED.as_posix()],
         "download": [paths.RAW.as_posix()],
         "preprocess": [paths.IMAGES.as_posix(), paths.LABELS.as_posix()],
         "split": [paths.FOLDS.as_posix()],

@@ -21,11 +21,11 @@ from ewmtcnn.config.sections import Data, Extraction, Model, Params, Prior, Sele
 from ewmtcnn.data import augment
 from ewmtcnn.model import backbones
 from ewmtcnn.training.variant import Variant
-from stages import download, evaluate, features, final, preprocess, split, train
+from stages import check, download, evaluate, features, final, preprocess, split, train
 from support import REPO, write_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-STAGES = (download, preprocess, split, features, train, evaluate, final)
+STAGES = (check, download, preprocess, split, features, train, evaluate, final)
 LITE0 = backbones.get("efficientnet_lite0")
 
 
@@ -187,6 +187,68 @@ def test_an_unreadable_file_is_one_error(text: str | None, message: str, tmp_pat
         path.write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match=message):
         sections.load(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ("prior", "iint", "unknown param prior.iint; did you mean prior.init?"),
+        ("train", "lamda", "unknown param train.lamda; did you mean train.lambda?"),
+        (
+            "model",
+            "zzz",
+            "unknown param model.zzz; expected one of model.backbone, model.pretrained, model.weights, model.head",
+        ),
+    ],
+)
+def test_an_unknown_param_is_refused_with_the_nearest_name(section: str, key: str, message: str) -> None:
+    """A typo never leaves the default silently in force (`prior.iint: eye` would train `original`)."""
+    p = copy.deepcopy(DEFAULTS)
+    p[section][key] = "eye"
+    with pytest.raises(InputError) as info:
+        Params.parse(p)
+    assert str(info.value) == f"params.yaml: {message}"
+
+
+def test_an_unknown_section_is_refused_with_the_nearest_name() -> None:
+    p = copy.deepcopy(DEFAULTS)
+    p["priors"] = {"init": "eye"}
+    with pytest.raises(InputError, match="unknown section priors; did you mean prior[?]"):
+        Params.parse(p)
+    p = {**DEFAULTS, "zzz": 1}
+    with pytest.raises(InputError, match="unknown section zzz; expected one of data, preprocess, split, prior"):
+        Params.parse(p)
+
+
+def test_every_param_of_the_repository_file_is_known() -> None:
+    """The known names are the sections' fields: exactly the params params.yaml holds, in its order."""
+    assert sections.known() == [f"{section}.{key}" for section, keys in DEFAULTS.items() for key in keys]
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys, where DVC refuses the file: a stage refuses it too."""
+    path = tmp_path / "params.yaml"
+    path.write_text("prior:\n  init: eye\n  freeze: true\n  init: none\n", encoding="utf-8")
+    with pytest.raises(InputError, match=f"^{path}: line 4: not valid YAML: 'init' is given twice$"):
+        checks.read(path)
+
+
+def test_a_stage_fails_when_its_params_changed_while_it_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another `dvc exp run` that rewrites params.yaml meanwhile: the stage fails, so DVC records nothing."""
+    path = write_params(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def stage(params: Params) -> None:
+        seen.append(params.prior.init)
+        write_params(tmp_path, prior={"init": "eye"})
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.run_stage(stage)
+    assert exit_.value.code == 1 and seen == ["original"]
+    write_params(tmp_path)
+    cli.run_stage(lambda params: seen.append(params.prior.init))  # unchanged: the stage succeeds
+    assert seen == ["original", "original"] and path.is_file()
 
 
 def test_good_values_at_the_edges_are_accepted() -> None:

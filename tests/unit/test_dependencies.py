@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ewmtcnn import paths
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "ewmtcnn"
 
@@ -145,7 +147,19 @@ def unread(read: set[str], declared: set[str], sections: dict[str, dict]) -> set
     return {d for d in declared if not is_read(d)}
 
 
-@pytest.mark.parametrize("name", sorted(STAGES))
+#: The stage that declares the whole params.yaml (`params.yaml:` in dvc.yaml): it checks every value.
+CHECK = "check"
+
+
+def test_the_check_stage_takes_the_whole_file_and_every_other_stage_waits_for_it() -> None:
+    """A refused value stops `dvc repro` at `check`, before DVC removes any other stage's outputs."""
+    assert STAGES[CHECK]["params"] == [{"params.yaml": None}]
+    [checked] = STAGES[CHECK]["outs"]
+    assert checked == paths.CHECKED.as_posix()
+    assert all(checked in stage["deps"] for name, stage in STAGES.items() if name != CHECK)
+
+
+@pytest.mark.parametrize("name", sorted(set(STAGES) - {CHECK}))
 def test_stage_declares_exactly_the_params_it_reads(name: str) -> None:
     read = params_read((REPO / "stages" / f"{name}.py").read_text(encoding="utf-8")) - CHECK_ONLY.get(name, set())
     declared = set(STAGES[name].get("params", []))
