@@ -1,7 +1,10 @@
-"""Running a command: bad input is one message and exit 1, not a traceback."""
+"""Running a command: bad input is one message and exit 1, not a traceback; a stage dies with its parent."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -10,22 +13,51 @@ from ewmtcnn.config import sections
 from ewmtcnn.config.sections import Params
 from ewmtcnn.paths import PARAMS
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
 
 def run(main: Callable[[], object]) -> None:
-    """Run a command: bad input exits 1 with one message and no traceback, Ctrl-C exits 130."""
+    """Run a command: bad input or an OS error exits 1 with one message and no traceback, Ctrl-C exits 130."""
     try:
         main()
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        print(f"error: {_os_message(e)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
 
 
+def _os_message(error: OSError) -> str:
+    """`error` as `<file>: <what the OS says>` (`<file> -> <other file>: ...` for a rename), lower case."""
+    files = " -> ".join(os.fsdecode(f) for f in (error.filename, error.filename2) if f is not None)
+    reason = error.strerror.lower() if error.strerror else str(error)
+    return f"{files}: {reason}" if files else reason
+
+
+def die_with_parent(parent: int, signum: int = signal.SIGTERM) -> None:
+    """Have the OS send this process `signum` when its parent, process `parent`, dies (Linux; elsewhere nothing).
+
+    - If the parent died before the request took effect, this process has been re-parented: exit at once.
+    - Linux sends it when the thread that started this process ends: start it from a lasting thread.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signum) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def run_stage(main: Callable[[Params], None]) -> None:
     """Run a stage on params.yaml, every section checked before the stage reads or writes anything.
 
+    - The stage gets SIGTERM when its parent (`dvc`) dies, so that it never writes after DVC has
+      dropped its lock.
     - params.yaml is read again when the stage ends: if it changed meanwhile (another `dvc exp run`),
       the stage fails, so that DVC never records params that did not make the outputs.
     """
@@ -39,4 +71,5 @@ def run_stage(main: Callable[[Params], None]) -> None:
                 "run one `dvc repro` or `dvc exp run` at a time, then rerun it"
             )
 
+    die_with_parent(os.getppid())
     run(stage)

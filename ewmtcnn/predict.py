@@ -5,8 +5,9 @@
 - Each image goes the way the pipeline's images went: resized and centre-cropped to the stored
   square (as the preprocess stage), its features made as the features stage made them (the views,
   layers and input side the model records), then the head and a softmax (as evaluation).
-- A missing or unreadable image is reported on stderr and skipped; the others are still predicted,
-  and the exit status is 1 if any failed.
+- A missing or unreadable image, or one that is no regular file (a FIFO, a device), is reported on
+  stderr and skipped; the others are still predicted, and the exit status is 1 if any failed.
+- A model whose predictions are not finite (NaN) is refused, naming the model file; `--json` is strict JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -71,10 +73,14 @@ class Predictor:
     """
 
     def __init__(self, final: FinalModel, source: Path) -> None:
+        self.source = source
         self.outputs = final.outputs
         self.size = final.size
         self.how = Extraction.from_record(final.extraction)
-        self.backbone = backbones.get(final.backbone).at(self.how.size)
+        try:
+            self.backbone = backbones.get(final.backbone).at(self.how.size)
+        except InputError as e:  # a backbone this version does not know
+            raise InputError(f"{source}: {e}") from None
         self.device = loop.device()
         self.features: nn.Module | None
         backbone: nn.Module | None
@@ -94,13 +100,19 @@ class Predictor:
         self.net.to(self.device)
 
     def distributions(self, store: np.ndarray) -> np.ndarray:
-        """(N, outputs) float64 for uint8 (N, 3, size, size) images, computed as evaluation does."""
+        """(N, outputs) float64 for uint8 (N, 3, size, size) images, as evaluation computes them; NaN refused."""
         inputs: Inputs
         if self.features is None:
             inputs = ImageViews(store, self.backbone)
         else:
             inputs = CachedFeatures(extract.extract(self.features, store, self.backbone, self.how))
-        return loop.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
+        q = loop.predict(self.net, inputs, np.arange(len(store)), CHUNK, self.device)
+        if not np.isfinite(q).all():
+            raise InputError(
+                f"{self.source}: the model predicts NaN (its weights are not finite or overflow); "
+                "retrain it with `dvc repro final`"
+            )
+        return q
 
 
 def predictions(predictor: Predictor, files: Sequence[str]) -> Iterator[Prediction | InputError]:
@@ -155,7 +167,11 @@ def wheel_chart(ax: Axes, prediction: Prediction, top: float) -> None:
 
 
 def plot(predictions: Sequence[Prediction], path: Path) -> None:
-    """One wheel chart per image, in a grid, on one shared radial scale; written whole or not at all."""
+    """One wheel chart per image, in a grid, on one shared radial scale; written whole or not at all.
+
+    - A link at `path` is written through, as the shell's `>` does: its target gets the plot, the link stays.
+    - An existing `path` that is no regular file (a folder, a FIFO, a device) is refused, left as it was.
+    """
     columns = min(len(predictions), PLOT_COLUMNS)
     rows = math.ceil(len(predictions) / columns)
     fig = Figure(figsize=(4.4 * columns, 4.6 * rows), layout="constrained")
@@ -172,7 +188,10 @@ def plot(predictions: Sequence[Prediction], path: Path) -> None:
         fontsize=8,
     )
     try:
-        with written(path) as tmp:
+        target = Path(os.path.realpath(path))  # a loop of links is left as it is: stat then fails with ELOOP
+        if (kind := images.special_kind(target)) is not None:
+            raise InputError(f"{path}: is {kind}; give --plot the path of a PNG file to write")
+        with written(target) as tmp:
             fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
     except OSError as e:
         raise InputError(f"{path}: cannot write the plot ({e.strerror or e})") from None
@@ -217,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(result.text(), flush=True)
     if args.json:
-        print(json.dumps([p.record() for p in done], indent=2))
+        print(json.dumps([p.record() for p in done], indent=2, allow_nan=False))
     if args.plot is not None and done:
         plot(done, args.plot)
     return 1 if failures else 0

@@ -6,6 +6,10 @@
 - The hyperparameters the folds trained with, out-of-fold predictions, learning curves, confusion,
   the prior heatmap.
 - Every output is computed before the first is written, so a failure leaves the previous ones whole.
+- Refuses folds not all trained from params.yaml and today's split and features (their fingerprints,
+  `ewmtcnn.data.provenance`), and leftovers beyond split.repeats x split.folds. So it declares the
+  train stage's params and data: each of them changes train's output (its fingerprints) too, so
+  evaluate reruns no more often than before.
 """
 
 from typing import Any
@@ -14,7 +18,7 @@ import pandas as pd
 
 from ewmtcnn import cli, paths
 from ewmtcnn.config.sections import Params
-from ewmtcnn.data import dataset
+from ewmtcnn.data import dataset, provenance
 from ewmtcnn.evaluation import predictions, report
 from ewmtcnn.io import checkpoint
 from ewmtcnn.io.atomic import write_csv, write_json, written
@@ -34,6 +38,19 @@ def _console(summary: dict[str, Any]) -> str:
 def main(params: Params) -> None:
     repeats, count = params.split.repeats, params.split.folds
     trained = {(repeat, fold): checkpoint.read_fold(repeat, fold) for repeat in range(repeats) for fold in range(count)}
+    provenance.check(
+        provenance.fingerprint(
+            params.data.label,
+            params.data.neutral,
+            count,
+            repeats,
+            params.prior,
+            params.model,
+            params.features,
+            params.train,
+            params.select,
+        )
+    )
     report.check_folds(trained)
     out_of_fold = report.out_of_fold(trained, dataset.read_labels(paths.LABELS)["image"])
     summary, per_fold = report.metrics_report(trained, out_of_fold)

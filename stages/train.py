@@ -4,12 +4,14 @@
 - `python -m stages.train --repeat R --fold K` trains that fold alone (into
   data/train/repeat-R/fold-K), so that folds can be spread over machines; the result is the same
   as within the all-folds run.
+- Each fold keeps the fingerprint of what shaped it (`ewmtcnn.data.provenance`), which evaluate checks.
 """
 
 import argparse
 
 from ewmtcnn import cli
 from ewmtcnn.config.sections import Params
+from ewmtcnn.data import provenance
 from ewmtcnn.training import crossval
 from ewmtcnn.training.variant import Variant
 
@@ -23,8 +25,19 @@ def main(params: Params) -> None:
         params.data.label, params.data.neutral, params.prior, params.model, params.features, params.train, params.select
     )
     plan = crossval.plan(params.split.repeats, params.split.folds, only_repeat=args.repeat, only_fold=args.fold)
+    fingerprint = provenance.fingerprint(
+        params.data.label,
+        params.data.neutral,
+        params.split.folds,
+        params.split.repeats,
+        params.prior,
+        params.model,
+        params.features,
+        params.train,
+        params.select,
+    )
     for trained in crossval.trained_folds(v, plan):
-        trained.save()
+        trained.save(fingerprint)
         print(crossval.summary(trained))
 
 

@@ -86,6 +86,13 @@ def run_stage_script(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def dead_pid() -> int:
+    """The PID of a process that has exited and been reaped (a killed writer's, for its leftovers)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def files_under(root: Path) -> set[str]:
     """Every file below `root`, hidden ones included, as POSIX paths relative to it."""
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir()}

@@ -9,8 +9,8 @@
   (`dvc exp run -S ...`) and pushes it back here (`dvc exp push --no-cache origin`).
 - Outputs stay in the shared cache, whose run-cache also gives back whatever a killed task had finished.
 - `python -m ewmtcnn.cluster folds [--no-wait]`: the train stage's folds of this workspace's variant
-  as an array (`python -m stages.train --repeat R --fold K`), then a job that records the stage
-  (`dvc commit train`) and runs `evaluate`.
+  as an array (`python -m stages.train --repeat R --fold K`), then a job that runs `evaluate`, which
+  refuses folds not all of these params and inputs, and only then records both stages (`dvc commit`).
 - Each submission has a folder under .slurm/ (git-ignored): tasks.json, logs/<job>_<task>.out,
   done/<task> (written by a task that succeeded), work/<task> (a task's clone, removed on success).
 - The commands wait and report failed tasks with their variant, job id and log; `--no-wait`
@@ -199,9 +199,13 @@ def run_fold(run: Path) -> None:
 
 
 def record(run: Path) -> None:
-    """The job after every fold: the train stage recorded as run (`dvc commit`), then `evaluate`."""
-    dvc("commit", "--force", "train")
-    print(dvc("repro", "evaluate"))
+    """The job after every fold: `evaluate`, which checks the folds' fingerprints, then both stages recorded as run.
+
+    - Folds of other params or inputs are refused before `dvc commit` records them as train's output.
+    """
+    if subprocess.run([sys.executable, "-m", "stages.evaluate"], check=False).returncode != 0:
+        raise InputError("python -m stages.evaluate failed (its error is above); train and evaluate are not recorded")
+    dvc("commit", "--force", "train", "evaluate")
     write_text("recorded\n", run / "done" / "final")
 
 

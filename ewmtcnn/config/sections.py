@@ -271,14 +271,15 @@ class Params:
         )
 
 
+def dotted(section: str, field: str) -> str:
+    """A section's field by its dotted name in params.yaml (`train.lam` is `train.lambda`)."""
+    return f"{section}.{'lambda' if field == 'lam' else field}"
+
+
 def known() -> list[str]:
     """Every param of params.yaml by its dotted name, in the order of the sections' fields."""
     types = get_type_hints(Params)
-    return [
-        f"{section.name}.{'lambda' if key.name == 'lam' else key.name}"
-        for section in fields(Params)
-        for key in fields(types[section.name])
-    ]
+    return [dotted(section.name, key.name) for section in fields(Params) for key in fields(types[section.name])]
 
 
 def _refuse_unknown(p: Mapping[str, Any]) -> None:

@@ -6,29 +6,30 @@
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from ewmtcnn import InputError
+from ewmtcnn.cli import die_with_parent
 from ewmtcnn.config.checks import bounded
 from ewmtcnn.config.sections import MAX_SIZE
 from ewmtcnn.data.dataset import GROUND_TRUTH, IMAGE_DIR, problems_error
-from ewmtcnn.io.atomic import written
+from ewmtcnn.io.atomic import sweep, written
 from ewmtcnn.io.safe_load import read_array
 
 T = TypeVar("T")
@@ -40,7 +41,6 @@ R = TypeVar("R")
 MAX_PIXELS = 40_000_000
 # Room left on the disk beside the image store, for the labels table and whatever else writes there.
 DISK_MARGIN = 100 * 1024**2
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def store_size(size: int, smallest: int) -> int:
@@ -53,24 +53,12 @@ def workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _die_with_parent(parent: int) -> None:
-    """Pool-worker initializer (Linux): get SIGKILL when the process that forked this worker dies.
-
-    Otherwise a SIGKILLed stage leaves its workers waiting on the task queue for ever. If the
-    parent died before the request took effect, the worker has been re-parented: exit at once.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def _pool_options() -> dict[str, Any]:
     """The decoding pool's start method and initializer.
 
     - Linux: fork (its default before Python 3.14), so that each worker's parent is this process, as
-      `_die_with_parent` checks.
+      `die_with_parent` checks; a worker gets SIGKILL when this process dies (else a SIGKILLed stage
+      would leave its workers waiting on the task queue for ever).
     - Elsewhere there is no parent-death signal: workers of a killed stage stay until killed by hand
       (an ordinary exit or Ctrl-C stops them).
     """
@@ -78,8 +66,8 @@ def _pool_options() -> dict[str, Any]:
         return {}
     return {
         "mp_context": multiprocessing.get_context("fork"),
-        "initializer": _die_with_parent,
-        "initargs": (os.getpid(),),
+        "initializer": die_with_parent,
+        "initargs": (os.getpid(), signal.SIGKILL),
     }
 
 
@@ -94,21 +82,73 @@ def _too_large(path: Path, detail: str) -> InputError:
     return InputError(f"{path}: image too large ({detail}); at most {MAX_PIXELS / 1e6:g} megapixels are decoded")
 
 
-def decode(path: Path) -> Image.Image:
-    """The image at `path` as RGB; a missing, truncated, oversized or non-image file is an InputError.
+#: The kinds of file that are not images to read, by the `stat` test that recognises them.
+SPECIAL_FILES = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a named pipe (FIFO)",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
 
-    The size comes from the header, which `Image.open` reads alone: an oversized image is
-    refused before any memory is allocated for its pixels.
+
+def _nonblocking(name: str, flags: int) -> int:
+    """An `open` opener with O_NONBLOCK: a FIFO swapped in after the check still cannot block the open."""
+    return os.open(name, flags | os.O_NONBLOCK)
+
+
+def special_kind(path: Path) -> str | None:
+    """What `path` is when it exists but is no regular file ("a named pipe (FIFO)", ...), else None; links followed."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    return next((name for test, name in SPECIAL_FILES.items() if test(mode)), None)
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading; anything but a regular file is an InputError at once, never waited on.
+
+    - A FIFO would otherwise block until some writer opens it, a device could be read for ever.
+    """
+    if (kind := special_kind(path)) is not None:
+        raise InputError(f"{path}: is {kind}, not an image file; give the path of an image file")
+    return open(path, "rb", opener=_nonblocking)
+
+
+def eight_bit(image: Image.Image, path: Path) -> Image.Image:
+    """`image` with 8 bits per channel: 16-bit greyscale scaled (0-65535 to 0-255), not clipped as Pillow does.
+
+    - 32-bit integer and float greyscale (modes I and F) have no fixed range to scale from: refused.
+    - Every other mode already has 8 bits per channel (Pillow reads 16-bit colour PNGs as 8-bit).
+    """
+    if image.mode.startswith("I;16"):
+        pixels = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.rint(pixels * (255 / 65535)).astype(np.uint8), mode="L")
+    if image.mode in ("I", "F"):
+        raise InputError(
+            f"{path}: 32-bit {'integer' if image.mode == 'I' else 'float'} greyscale pixels have no fixed range "
+            "to scale to 8 bits; save the image with 8 or 16 bits per channel"
+        )
+    return image
+
+
+def decode(path: Path) -> Image.Image:
+    """The image at `path` as RGB; a missing, truncated, oversized, non-regular or non-image file is an InputError.
+
+    - The size comes from the header, which `Image.open` reads alone: an oversized image is
+      refused before any memory is allocated for its pixels.
+    - The EXIF orientation is applied (Emotion6's images carry none), then 16-bit pixels scaled to 8.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with open_regular(path) as file, Image.open(file) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise _too_large(path, f"{width}x{height} = {width * height / 1e6:.1f} megapixels")
                 image.load()  # a truncated file fails here, not at open
-                return image.convert("RGB")
+                return eight_bit(ImageOps.exif_transpose(image), path).convert("RGB")
     except FileNotFoundError:
         raise InputError(f"{path}: image not found") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
@@ -116,6 +156,8 @@ def decode(path: Path) -> Image.Image:
         # its message gives the pixel count ("Image size (144000000 pixels) exceeds limit ...").
         pixels = re.search(r"\((\d+) pixels\)", str(e))
         raise _too_large(path, f"{int(pixels[1]) / 1e6:.1f} megapixels" if pixels else str(e)) from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: cannot be decoded as an image (not a format Pillow reads)") from None
     except (OSError, SyntaxError, ValueError) as e:
         # Pillow reports unreadable data as OSError, and some corrupt headers as SyntaxError.
         raise InputError(f"{path}: cannot be decoded as an image ({e})") from None
@@ -173,7 +215,11 @@ def check_disk_space(out: Path, needed: int) -> None:
 
 
 def write_store(root: Path, images: Sequence[str], size: int, out: Path) -> None:
-    """Decode `root/images/<image>` for every image into one (N, 3, size, size) uint8 `.npy`."""
+    """Decode `root/images/<image>` for every image into one (N, 3, size, size) uint8 `.npy`.
+
+    - What a killed run left is swept before the free space is measured, which it would take up.
+    """
+    sweep(out)
     check_disk_space(out, len(images) * 3 * size * size)
     with written(out) as tmp:
         store = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), 3, size, size))

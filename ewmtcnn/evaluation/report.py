@@ -27,6 +27,8 @@ Folds = Mapping[tuple[int, int], TrainedFold]
 #: The prediction tables each fold is scored on: its held-out fold and, in place, its training images.
 PARTS = ("test", "train")
 RETRAIN = "retrain: `dvc repro train`"
+#: How far a stored distribution's sum may be from 1: far above rounding and float32 error, far below any mistake.
+SUM_TOLERANCE = 1e-4
 
 
 def scores(table: pd.DataFrame) -> dict[str, float]:
@@ -48,6 +50,19 @@ def _table_problem(table: pd.DataFrame, repeat: int, fold: int, names: list[str]
     values = table[expected[len(predictions.KEY) :]]
     if not all(map(pd.api.types.is_numeric_dtype, values.dtypes)) or not np.isfinite(values.to_numpy(float)).all():
         return "a distribution entry that is not a finite number"
+    return _distribution_problem(table, "true", predictions.true(table)) or _distribution_problem(
+        table, "predicted", predictions.pred(table)
+    )
+
+
+def _distribution_problem(table: pd.DataFrame, kind: str, distributions: np.ndarray) -> str | None:
+    """What is wrong with a predictions table's `kind` distributions (N, c), if any is not one: the first image's."""
+    totals = distributions.sum(axis=1)
+    if (negative := (distributions < 0).any(axis=1)).any():
+        return f"the {kind} distribution of {table['image'].iloc[negative.argmax()]} has a negative entry"
+    if (off := np.abs(totals - 1) > SUM_TOLERANCE).any():
+        row = off.argmax()
+        return f"the {kind} distribution of {table['image'].iloc[row]} sums to {totals[row]:.6g}, not 1"
     return None
 
 

@@ -4,6 +4,7 @@
   writer of the same output remove what a killed one left behind (a SIGKILL runs no cleanup).
 - The repository's `.gitignore` and `.dvcignore` match the pattern, so a leftover is never staged
   by git nor hashed into an output folder by DVC.
+- A full disk, a read-only checkout or a missing permission is an InputError naming the output.
 - Text outputs, and the figures a model file records beside its weights, round every float to
   SIGNIFICANT digits: NumPy's vectorised exp and log and torch's vectorised sums differ between
   CPUs in the last bits, and rounding keeps a rerun on another machine byte-identical (but for a
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -26,7 +28,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ewmtcnn import InputError
+
 SIGNIFICANT = 10
+#: What to do when writing an output fails with one of these errors (the OS says what happened).
+WRITE_HINTS = {
+    errno.ENOSPC: "free some space on the disk of {folder}, then rerun",
+    errno.EDQUOT: "free some space within your quota on {folder}, then rerun",
+    errno.EROFS: "{folder} is on a read-only file system: run from a writable checkout",
+    errno.EACCES: "give this user write permission to {folder}, then rerun",
+    errno.EPERM: "give this user write permission to {folder}, then rerun",
+}
+
+
+def _temporary(name: str) -> re.Pattern[str]:
+    """The names of the temporaries of an output named `name` (a regular expression); group 1 is the writer's PID."""
+    # mkstemp and mkdtemp draw the random part from [a-z0-9_].
+    return re.compile(rf"\.{name}\.(\d+)-[a-z0-9_]+\.tmp")
+
+
+TEMPORARY = _temporary(".+")
 
 
 def _remove(path: Path) -> None:
@@ -53,8 +74,7 @@ def sweep(final: Path) -> list[Path]:
     - A live writer's temporary is never touched.
     - A dead writer's PID reused by a new process only delays the removal to a later run.
     """
-    # mkstemp and mkdtemp draw the random part from [a-z0-9_].
-    pattern = re.compile(rf"\.{re.escape(final.name)}\.(\d+)-[a-z0-9_]+\.tmp")
+    pattern = _temporary(re.escape(final.name))
     if not final.parent.is_dir():
         return []
     stale = [
@@ -74,19 +94,54 @@ def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
     - On any exception the temporary path, and any parent folder this call created, are removed,
       so a failed run leaves nothing behind; what a killed run left is swept first.
     - The temporary name keeps `final`'s suffix, since some writers (NumPy) append their own otherwise.
+    - An OSError of WRITE_HINTS in writing `final` becomes an InputError naming it; one about
+      another file (an input read in the block) is raised as it is.
     """
     final = Path(final)
-    created = [p for p in reversed(final.parents) if not p.exists()]
-    final.parent.mkdir(parents=True, exist_ok=True)
-    sweep(final)
-    prefix = f".{final.name}.{os.getpid()}-"
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=f".tmp{final.suffix}", dir=final.parent)
-        os.close(fd)
-        tmp = Path(name)
     try:
+        with _staged(final, directory) as tmp:
+            yield tmp
+    except OSError as e:
+        if e.errno not in WRITE_HINTS or not _writes_of(final, e) or _inside_temporary(final):
+            raise
+        folder = next(p for p in final.parents if p.exists()).absolute()  # the folders this call made are gone
+        reason = os.strerror(e.errno).lower()
+        raise InputError(f"{final}: {reason}; {WRITE_HINTS[e.errno].format(folder=folder)}") from None
+
+
+def _writes_of(final: Path, error: OSError) -> bool:
+    """Whether `error` is about a path that writing `final` touches: its folders, its temporaries, itself."""
+    if error.filename is None:  # a failed write() or close() names no file
+        return True
+    path = Path(os.fsdecode(error.filename))
+    if path in final.parents:
+        return True
+    if not path.is_relative_to(final.parent):
+        return False
+    top = path.relative_to(final.parent).parts[0]
+    return top == final.name or top.startswith(f".{final.name}.")
+
+
+def _inside_temporary(final: Path) -> bool:
+    """Whether `final` is written inside another output's temporary folder, whose writer names the error."""
+    return any(TEMPORARY.match(parent.name) for parent in final.parents)
+
+
+@contextlib.contextmanager
+def _staged(final: Path, directory: bool) -> Iterator[Path]:
+    """`written`'s steps, each error raised as the OS gives it."""
+    created = [p for p in reversed(final.parents) if not p.exists()]
+    tmp = None
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        sweep(final)
+        prefix = f".{final.name}.{os.getpid()}-"
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=f".tmp{final.suffix}", dir=final.parent)
+            os.close(fd)
+            tmp = Path(name)
         yield tmp
         # mkstemp/mkdtemp make the path private; outputs are ordinary, readable files and folders.
         os.chmod(tmp, 0o755 if directory else 0o644)
@@ -100,9 +155,10 @@ def written(final: Path | str, *, directory: bool = False) -> Iterator[Path]:
         else:
             os.replace(tmp, final)
     except BaseException:
-        _remove(tmp)
-        for parent in reversed(created):
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # the error that brought us here is the one to report
+            if tmp is not None:
+                _remove(tmp)
+            for parent in reversed(created):
                 parent.rmdir()
         raise
 

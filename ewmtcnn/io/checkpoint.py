@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,17 @@ import pandas as pd
 import torch
 
 from ewmtcnn import InputError, paths
+from ewmtcnn.config.sections import HEADS, INITS, MAX_SIZE, MIN_SIZE, Extraction
 from ewmtcnn.io import safe_load
-from ewmtcnn.io.atomic import rounded_tree, write_csv, write_json, written
+from ewmtcnn.io.atomic import rounded_tree, write_csv, write_json, write_text, written
 from ewmtcnn.io.choice import Choice
 
 FOLD_FORMAT = "ewmtcnn-fold-1"
 FINAL_FORMAT = "ewmtcnn-final-3"
 #: The files of one trained fold's directory.
 WEIGHTS, HISTORY_FILE, TEST, TRAIN, SELECTION = "model.pt", "history.csv", "test.csv", "train.csv", "selection.json"
+#: What shaped the fold (`ewmtcnn.data.provenance`), as JSON with sorted keys.
+FINGERPRINT = "fingerprint.json"
 #: The per-epoch figures of a fold's history, besides `epoch`, as the train stage measures them.
 HISTORY = ("train_loss", "train_acc", "train_kl", "test_loss", "test_acc", "test_kl")
 
@@ -81,8 +86,8 @@ class TrainedFold:
         weight = self.state.get("prior.weight")
         return None if weight is None else weight.double().numpy()
 
-    def save(self) -> None:
-        """Write the fold's weights, history, predictions and choice, all or nothing."""
+    def save(self, fingerprint: dict[str, Any]) -> None:
+        """Write the fold's weights, history, predictions, choice and `fingerprint`, all or nothing."""
         with written(paths.fold_dir(self.repeat, self.fold), directory=True) as tmp:
             state = {k: v.detach().cpu() for k, v in self.state.items()}
             _save({"format": FOLD_FORMAT, "model": state, "prior_initial": _tensor(self.prior_initial)}, tmp / WEIGHTS)
@@ -90,12 +95,17 @@ class TrainedFold:
             write_csv(self.test, tmp / TEST)
             write_csv(self.train, tmp / TRAIN)
             write_json(self.choice.record(), tmp / SELECTION)
+            write_text(json.dumps(fingerprint, indent=2, sort_keys=True) + "\n", tmp / FINGERPRINT)
+
+
+def _retrain(repeat: int, fold: int) -> str:
+    return f"retrain it: `python -m stages.train --repeat {repeat} --fold {fold}` or `dvc repro train`"
 
 
 def read_fold(repeat: int, fold: int) -> TrainedFold:
     """A fold as the train stage wrote it; a missing, foreign or corrupt file is an InputError naming it."""
     directory = paths.fold_dir(repeat, fold)
-    hint = f"retrain it: `python -m stages.train --repeat {repeat} --fold {fold}` or `dvc repro train`"
+    hint = _retrain(repeat, fold)
     if not (directory / TEST).is_file():
         raise InputError(f"{directory}: fold not trained; {hint}")
     content = _content(directory / WEIGHTS, FOLD_FORMAT, {"model", "prior_initial"}, "a fold checkpoint", hint)
@@ -115,6 +125,31 @@ def read_fold(repeat: int, fold: int) -> TrainedFold:
         raise InputError(f"{directory / SELECTION}: not readable ({e}); {hint}") from None
     choice = Choice.read(record, str(directory / SELECTION), hint)
     return TrainedFold(repeat, fold, tables[HISTORY_FILE], tables[TEST], tables[TRAIN], state, prior, choice)
+
+
+def read_fingerprint(repeat: int, fold: int) -> dict[str, Any]:
+    """The fingerprint a fold was saved with; a missing or unreadable one is an InputError naming it."""
+    path, hint = paths.fold_dir(repeat, fold) / FINGERPRINT, _retrain(repeat, fold)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # json's JSONDecodeError is a ValueError
+        raise InputError(f"{path}: not readable ({e}), so what trained the fold is unknown; {hint}") from None
+    if not isinstance(content, dict):
+        raise InputError(f"{path}: not a JSON object; {hint}")
+    return content
+
+
+def unplanned(repeats: int, count: int) -> list[Path]:
+    """What data/train holds besides the folds of `repeats` x `count`; hidden names (a writer's temporaries) aside."""
+    planned = {paths.fold_dir(repeat, fold) for repeat in range(repeats) for fold in range(count)}
+    parents = {fold.parent for fold in planned}
+    found: list[Path] = []
+    for entry in sorted(paths.TRAINED.iterdir()) if paths.TRAINED.is_dir() else []:
+        if entry in parents:
+            found += [path for path in sorted(entry.iterdir()) if path not in planned and not path.name.startswith(".")]
+        elif not entry.name.startswith("."):
+            found.append(entry)
+    return found
 
 
 # --- the final model -----------------------------------------------------------------------------
@@ -158,11 +193,71 @@ def _key(field: str) -> str:
     return "settings" if field == "choice" else field
 
 
+def _name(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, str) and value in allowed
+
+
+def _integer(value: object, lo: int, hi: float) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _figures(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(x, (int, float)) and _name(k) for k, x in value.items())
+
+
+#: Each plain field of a final model: what it may hold, and those values in words.
+FINAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "prior_init": (_one_of(INITS), f"one of {', '.join(INITS)}"),
+    "backbone": (_name, "a backbone's name"),
+    "pretrained": (lambda v: isinstance(v, bool), "true or false"),
+    "weights": (lambda v: v is None or _name(v), "a file name or None"),
+    "head": (_one_of(HEADS), f"one of {', '.join(HEADS)}"),
+    "finetune": (lambda v: isinstance(v, bool), "true or false"),
+    "outputs": (
+        lambda v: isinstance(v, tuple) and len(v) > 0 and all(map(_name, v)) and len(set(v)) == len(v),
+        "a tuple of distinct emotion names",
+    ),
+    "size": (lambda v: _integer(v, MIN_SIZE, MAX_SIZE), f"an integer in [{MIN_SIZE}, {MAX_SIZE}]"),
+    "images": (lambda v: _integer(v, 1, math.inf), "a positive integer"),
+    "history": (lambda v: isinstance(v, tuple) and all(map(_figures, v)), "a tuple of per-epoch figures"),
+}
+
+
+def _final_problem(content: dict[str, Any]) -> str | None:
+    """What is wrong with a final model's fields, if anything: each must be what `FinalModel.save` writes."""
+    for name, (allowed, words) in FINAL_FIELDS.items():
+        if not allowed(content[name]):
+            return f"{name} must be {words}; found {content[name]!r:.80}"
+    record = content["extraction"]
+    if not isinstance(record, dict) or set(record) != set(Extraction().record()):
+        return f"extraction must record {', '.join(Extraction().record())}; found {record!r:.80}"
+    try:
+        Extraction.parse({"features": record})
+    except InputError as e:
+        return f"extraction: {str(e).removeprefix(f'{paths.PARAMS}: ')}"
+    state, c = content["state"], len(content["outputs"])
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "its weights are not a state dict of tensors"
+    prior = content["prior_initial"]
+    if prior is not None and (not isinstance(prior, torch.Tensor) or prior.shape != (c, c)):
+        return f"prior_initial must be a {c} x {c} matrix for its {c} outputs"
+    tensors = {**state, "prior_initial": prior} if prior is not None else state
+    if broken := [k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())]:
+        return f"non-finite weights in {', '.join(broken[:3])}"
+    return None
+
+
 def load_final(path: Path) -> FinalModel:
-    """The final model in `path`; a missing, unreadable or foreign file is an InputError naming it."""
+    """The final model in `path`; a missing, unreadable, foreign or tampered file is an InputError naming it."""
     hint = "train it with `dvc repro final` (or name another with --model)"
     keys = {_key(f.name) for f in fields(FinalModel)}
     content = _content(path, FINAL_FORMAT, keys, "a final EW-MTCNN model (as `dvc repro final` writes)", hint)
+    if (problem := _final_problem(content)) is not None:
+        raise InputError(f"{path}: {problem}; {hint}")
     values = {f.name: content[_key(f.name)] for f in fields(FinalModel)}
     values["prior_initial"] = _matrix(content["prior_initial"], path)
     values["choice"] = Choice.read(content[_key("choice")], str(path), hint)

@@ -16,6 +16,7 @@ import torch
 from ewmtcnn import InputError, paths
 from ewmtcnn.data import augment, dataset, images
 from ewmtcnn.data.dataset import EMOTIONS
+from ewmtcnn.features import extract
 from ewmtcnn.io import safe_load
 from ewmtcnn.model.backbones import Backbone
 from ewmtcnn.training.variant import Variant, outputs
@@ -85,6 +86,33 @@ class Data:
     inputs: Inputs  # cached features, or views of the image store when fine-tuning
 
 
+def feature_width(v: Variant) -> int:
+    """The width of the features that `features.*` makes with `v`'s backbone (the views do not change it).
+
+    - Pooled: the backbone's feature width; stats: measured as `extract.width` does, on a random init
+      (the width depends on the architecture only), torch's generator left as it was.
+    """
+    if v.extraction.layers == "pooled":
+        return v.backbone.features
+    return extract.width(extract.feature_backbone(v.backbone, pretrained=False), v.backbone, v.extraction)
+
+
+def _check_features(features: np.ndarray, v: Variant, images: pd.Series, rerun: str) -> None:
+    """Refuse cached features of another width than `v` makes, or holding a NaN or infinity, naming the file."""
+    expected = feature_width(v)
+    if features.shape[1] != expected:
+        raise InputError(
+            f"{paths.FEATURES} has {features.shape[1]} columns, but {v.backbone.name}'s {v.extraction.layers} "
+            f"features are {expected} wide (made with other params?); {rerun}"
+        )
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        raise InputError(
+            f"{paths.FEATURES} holds NaN or infinite values ({np.count_nonzero(~finite)} row(s), the first "
+            f"{images.iloc[int(finite.argmin())]}); {rerun}"
+        )
+
+
 def load(v: Variant) -> Data:
     """The labels, targets and inputs of every image, from the preprocess and features stages' outputs."""
     labels = dataset.read_labels(paths.LABELS)
@@ -95,10 +123,12 @@ def load(v: Variant) -> Data:
         rows = len(store)
         inputs = ImageViews(store, v.backbone)
     else:
-        features = safe_load.read_array(paths.FEATURES, "pooled backbone features", rerun, dtype=np.float32, ndim=2)
+        features = safe_load.read_array(paths.FEATURES, "backbone features", rerun, dtype=np.float32, ndim=2)
         rows = len(features)
         inputs = CachedFeatures(features)
     if rows != len(labels):
         raise InputError(f"{paths.FEATURES} has {rows} rows for the {len(labels)} images of {paths.LABELS}; {rerun}")
+    if isinstance(inputs, CachedFeatures):
+        _check_features(inputs.features, v, labels["image"], rerun)
     classes = labels[v.label].map(EMOTIONS.index).to_numpy()
     return Data(labels, v.emotions, distributions(labels, v.neutral), classes, inputs)

@@ -1,6 +1,7 @@
 """A data stage killed with SIGKILL at its worst moment leaves nothing that outlives it: its pool
 workers exit, git and DVC ignore its temporaries, and the next `dvc repro` sweeps them and writes
-the same bytes as an uninterrupted run. In throwaway git + DVC repositories, on synthetic data."""
+the same bytes as an uninterrupted run. In throwaway git + DVC repositories, on synthetic data.
+A stage whose parent (`dvc`) dies ends too."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from dvcrepo import Repo, make_repo
-from ewmtcnn.data import images
+from ewmtcnn import cli
 from ewmtcnn.io.atomic import written
-from support import REPO, write_emotion6, zip_folder
+from support import REPO, write_emotion6, write_params, zip_folder
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc; the parent-death signal is Linux's")
 
@@ -199,7 +200,52 @@ def test_pool_worker_exits_when_its_parent_already_died(parent_alive: bool) -> N
     """The race that the death signal alone misses: the parent dies before the worker asks for it.
     A worker re-parented by then sees a parent other than the one that started the pool."""
     starter = os.getpid() if parent_alive else os.getppid()  # the worker's parent is this process
-    worker = multiprocessing.get_context("fork").Process(target=images._die_with_parent, args=(starter,))
+    worker = multiprocessing.get_context("fork").Process(target=cli.die_with_parent, args=(starter,))
     worker.start()
     worker.join()
     assert worker.exitcode == (0 if parent_alive else 1)
+
+
+# A parent (as `dvc` is) that starts a stage which sleeps once running, prints the stage's PID, and waits.
+PARENT = """
+import subprocess, sys
+stage = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+print(stage.pid, flush=True)
+stage.wait()
+"""
+SLEEPING_STAGE = """
+import sys, time
+from pathlib import Path
+from ewmtcnn import cli
+
+def main(params):
+    Path(sys.argv[1]).write_text("running")
+    time.sleep(600)
+
+cli.run_stage(main)
+"""
+
+
+def test_stage_ends_when_its_parent_dies(tmp_path: Path) -> None:
+    """`dvc` killed (SIGTERM or SIGKILL) drops its lock: the stage it started must not write on."""
+    write_params(tmp_path)
+    running = tmp_path / "running"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-c", PARENT, SLEEPING_STAGE, str(running)], cwd=tmp_path, env=env, stdout=subprocess.PIPE
+    ) as parent:
+        assert parent.stdout is not None
+        stage = int(parent.stdout.readline())
+        deadline = time.monotonic() + WAIT_S
+        while not running.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert running.exists(), "the stage did not start"
+        start = Path(f"/proc/{stage}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        parent.kill()
+    deadline = time.monotonic() + WAIT_S
+    while not gone(stage, start) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survived = not gone(stage, start)
+    if survived:  # so that a failure here leaks no process
+        os.kill(stage, signal.SIGKILL)
+    assert not survived, "the stage outlived its parent"

@@ -99,10 +99,30 @@ def test_forced_rerun_gives_identical_metrics(pipeline: Repo) -> None:
 
 def test_one_fold_alone_equals_the_same_fold_within_all_folds(pipeline: Repo) -> None:
     fold = pipeline.root / paths.fold_dir(1, 1)
-    names = ("test.csv", "train.csv", "history.csv", "selection.json", "model.pt")
+    names = ("test.csv", "train.csv", "history.csv", "selection.json", "model.pt", "fingerprint.json")
     within = {name: (fold / name).read_bytes() for name in names}
     pipeline.run(sys.executable, "-m", "stages.train", "--repeat", "1", "--fold", "1")
     assert {name: (fold / name).read_bytes() for name in within} == within
+
+
+def test_a_fold_trained_alone_with_other_params_is_refused_by_evaluate(pipeline: Repo) -> None:
+    """The fold-by-fold workflow: a fold of another prior is named; retrained with params.yaml's, it is accepted."""
+    params = (pipeline.root / "params.yaml").read_text(encoding="utf-8")
+    fold, metrics = pipeline.root / paths.fold_dir(0, 1), (pipeline.root / paths.METRICS).read_bytes()
+    within = {path.name: path.read_bytes() for path in fold.iterdir()}
+    pipeline.set_params(prior__init="eye")
+    pipeline.run(sys.executable, "-m", "stages.train", "--repeat", "0", "--fold", "1")
+    (pipeline.root / "params.yaml").write_text(params, encoding="utf-8")
+    refused = pipeline.run(sys.executable, "-m", "stages.evaluate", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert f"{paths.fold_dir(0, 1)}: 1 of 6 folds" in refused.stderr
+    assert "prior.init: 'eye' there, 'original' in params.yaml" in refused.stderr
+    assert "python -m stages.train --repeat 0 --fold 1" in refused.stderr
+    assert (pipeline.root / paths.METRICS).read_bytes() == metrics
+    pipeline.run(sys.executable, "-m", "stages.train", "--repeat", "0", "--fold", "1")
+    assert {path.name: path.read_bytes() for path in fold.iterdir()} == within
+    pipeline.run(sys.executable, "-m", "stages.evaluate")
+    assert (pipeline.root / paths.METRICS).read_bytes() == metrics
 
 
 def test_eye_experiment_reruns_only_training_and_evaluation(pipeline: Repo) -> None:

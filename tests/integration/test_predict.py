@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,12 @@ def as_json(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     out = tmp_path / "plot" / "wheel.png"
     status, stdout, stderr = predict_here(trained.root, *IMAGES, "--json", "--plot", str(out), capsys=capsys)
     assert status == 0, stderr
-    return json.loads(stdout), out
+    return json.loads(stdout, parse_constant=strict_json), out
+
+
+def strict_json(constant: str) -> None:
+    """`json.loads`' hook for NaN and Infinity, which are not JSON: fail."""
+    pytest.fail(f"--json printed {constant}, which is not JSON")
 
 
 def test_final_is_trained_on_every_image_without_the_folds(trained: Repo) -> None:
@@ -123,12 +129,15 @@ def test_bad_files_fail_alone_and_the_others_are_predicted(trained: Repo, tmp_pa
     not_image.write_text("not a picture\n")
     huge = tmp_path / "huge.png"  # 144 megapixels, a few kB on disk: a decompression bomb
     Image.new("1", (12_000, 12_000)).save(huge)
-    result = run_predict(trained, IMAGES[0], missing, not_image, huge, IMAGES[1])
+    fifo = tmp_path / "pipe.jpg"  # no writer: opening it to read would wait for ever
+    os.mkfifo(fifo)
+    result = run_predict(trained, IMAGES[0], missing, not_image, huge, fifo, IMAGES[1])
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
     assert str(missing) in errors[0] and str(not_image) in errors[1]
     assert str(huge) in errors[2] and "144.0 megapixels" in errors[2]
+    assert errors[3] == f"error: {fifo}: is a named pipe (FIFO), not an image file; give the path of an image file"
     assert "Warning" not in result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
@@ -233,6 +242,26 @@ def test_a_real_emotion6_image(
     assert line.startswith(f"{image}: ") and line.split(": ")[1].split()[0] in EMOTIONS
 
 
+def hand_made(head: EmotionNet, how: Extraction, size: int) -> FinalModel:
+    """`head` as a final model over a random-init EfficientNet-Lite0 extracted `how` (no pipeline run)."""
+    return FinalModel(
+        state=head.state_dict(),
+        prior_initial=None,
+        prior_init="none",
+        backbone="efficientnet_lite0",
+        extraction=how.record(),
+        pretrained=False,
+        weights=None,
+        head="direct",
+        finetune=False,
+        outputs=EMOTIONS,
+        size=size,
+        images=2,
+        history=(),
+        choice=Choice("fixed", 1, 0.01, 0.0),
+    )
+
+
 def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
     """A final model whose features were channel statistics of the centre crop and its mirror
     image is rebuilt with that extraction: its distributions are the head's softmax of
@@ -246,22 +275,7 @@ def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
     head = EmotionNet(made.shape[1], len(EMOTIONS), "direct", None, True).eval()
     with torch.no_grad():
         head.fc.weight.mul_(5)  # distributions far from uniform, not yet one-hot
-    final = FinalModel(
-        state=head.state_dict(),
-        prior_initial=None,
-        prior_init="none",
-        backbone=lite0.name,
-        extraction=how.record(),
-        pretrained=False,
-        weights=None,
-        head="direct",
-        finetune=False,
-        outputs=EMOTIONS,
-        size=240,
-        images=2,
-        history=(),
-        choice=Choice("fixed", 1, 0.01, 0.0),
-    )
+    final = hand_made(head, how, 240)
     path = tmp_path / "model.pt"
     final.save(path)
     predictor = predict.Predictor(load_final(path), path)
@@ -280,3 +294,37 @@ def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
     dataclasses.replace(final, extraction=Extraction().record()).save(pooled)
     with pytest.raises(InputError, match="its weights do not fit the network its settings describe"):
         predict.Predictor(load_final(pooled), pooled)
+
+
+def test_a_model_that_predicts_nan_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Finite weights at float32's largest value overflow the logits to infinity, a NaN softmax: one error naming
+    the model file, nothing printed, no plot (not `joy nan` with exit 0, nor a bare NaN in --json)."""
+    how = Extraction()
+    lite0 = backbones.get("efficientnet_lite0")
+    head = EmotionNet(
+        extract.width(extract.feature_backbone(lite0, pretrained=False), lite0, how),
+        len(EMOTIONS),
+        "direct",
+        None,
+        True,
+    )
+    with torch.no_grad():
+        head.fc.weight.fill_(torch.finfo(torch.float32).max)  # any positive feature (pooled ReLU6s) overflows
+        head.fc.bias.fill_(torch.finfo(torch.float32).max)
+    model = tmp_path / "model.pt"
+    hand_made(head, how, 224).save(model)
+    image = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(image)
+    plot = tmp_path / "wheel.png"
+    for output in ([], ["--json"]):
+        status, out, err = predict_here(
+            tmp_path, str(image), "--model", str(model), *output, "--plot", str(plot), capsys=capsys
+        )
+        assert (status, out) == (1, "")
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]  # the rest: the progress bar
+        assert errors == [
+            f"error: {model}: the model predicts NaN (its weights are not finite or overflow); "
+            "retrain it with `dvc repro final`"
+        ]
+        assert "Traceback" not in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "noise.png"]

@@ -3,6 +3,7 @@ leftovers are swept; text outputs round floats so that other machines write the 
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 
 from ewmtcnn.io import atomic
 from ewmtcnn.io.atomic import write_csv, write_json, write_text, written
-from support import files_under
+from support import assert_refused, dead_pid, files_under
 
 
 class Boom(Exception):
@@ -141,13 +142,6 @@ def test_keyboard_interrupt_also_cleans_up(tmp_path: Path) -> None:
 # --- temporaries of killed writers -----------------------------------------------------------
 
 
-def dead_pid() -> int:
-    """The PID of a process that has exited and been reaped."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 @pytest.fixture
 def live_pid() -> Iterator[int]:
     """The PID of a running process other than this one (a writer still at work)."""
@@ -198,6 +192,87 @@ def test_sweep_removes_exactly_the_dead_writers_temporaries(tmp_path: Path, live
     assert atomic.sweep(tmp_path / "fold-1") == [tmp_path / f".fold-1.{dead}-x.tmp"]
     assert {p.name for p in tmp_path.iterdir()} == {f".fold-1.{live_pid}-y.tmp", f".fold-10.{dead}-z.tmp"}
     assert atomic.sweep(tmp_path / "missing" / "fold-1") == []
+
+
+# --- OS errors: one message naming the output --------------------------------------------------
+
+
+def oserror(code: int, filename: str | Path | None = None) -> OSError:
+    """What the OS raises for `code`, about `filename` if given."""
+    return OSError(code, os.strerror(code)) if filename is None else OSError(code, os.strerror(code), str(filename))
+
+
+WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on device; free some space on the disk of",
+    errno.EDQUOT: "disk quota exceeded; free some space within your quota on",
+    errno.EROFS: "read-only file system; ",
+    errno.EACCES: "permission denied; give this user write permission to",
+    errno.EPERM: "operation not permitted; give this user write permission to",
+}
+
+
+@pytest.mark.parametrize("code", WRITE_ERRORS, ids=errno.errorcode.get)
+@pytest.mark.parametrize("directory", [False, True], ids=["file", "directory"])
+def test_failed_write_names_the_output_and_leaves_nothing(tmp_path: Path, code: int, directory: bool) -> None:
+    final = tmp_path / "data" / "train" / "fold-3"
+
+    def write() -> None:
+        with written(final, directory=directory) as tmp:
+            (tmp / "history.csv" if directory else tmp).write_text("half")
+            raise oserror(code)  # as a write() on a full disk does: no file named
+
+    message = assert_refused(write, tmp_path, f"{final}: {WRITE_ERRORS[code]}")
+    assert f"{tmp_path}, then rerun" in message or f"{tmp_path} is on a read-only" in message, message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_within_an_output_folder_names_the_folder(tmp_path: Path) -> None:
+    """A fold's files are written inside its temporary folder: the error names the fold, not a temporary."""
+    final = tmp_path / "repeat-0" / "fold-3"
+    (tmp_path / "repeat-0").mkdir()
+
+    def write() -> None:
+        with written(final, directory=True) as tmp:
+            write_text("a\n", tmp / "history.csv")
+            with written(tmp / "test.csv") as inner:
+                raise oserror(errno.ENOSPC, inner)
+
+    message = assert_refused(write, tmp_path, f"{final}: no space left on device; free some space on the disk of")
+    assert ".tmp" not in message, message
+
+
+def test_folders_that_cannot_be_made_are_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only checkout: the first folder to make fails (as root ignores modes, simulated)."""
+    final = tmp_path / "data" / "train" / "fold-0"
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> None:
+        raise oserror(errno.EROFS, self)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    message = assert_refused(lambda: written(final).__enter__(), tmp_path, f"{final}: read-only file system")
+    assert message.endswith(f"{tmp_path} is on a read-only file system: run from a writable checkout"), message
+
+
+def test_temporary_that_cannot_be_made_is_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    final = tmp_path / "new" / "folds.csv"
+
+    def denied(prefix: str, suffix: str, dir: Path) -> tuple[int, str]:
+        raise oserror(errno.EACCES, Path(dir) / f"{prefix}abc{suffix}")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+    message = assert_refused(lambda: write_text("x", final), tmp_path, f"{final}: permission denied")
+    assert message.endswith(f"give this user write permission to {tmp_path}, then rerun"), message
+    assert not (tmp_path / "new").exists(), "the folder made for the output is removed"
+
+
+def test_errors_about_other_files_pass_unchanged(tmp_path: Path) -> None:
+    """An input read in the block that cannot be read, or an error no hint fits, is the OS's own error."""
+    for error in (oserror(errno.EACCES, tmp_path / "inputs" / "archive.zip"), oserror(errno.EIO)):
+        with pytest.raises(OSError) as info, written(tmp_path / "out.csv") as tmp:
+            tmp.write_text("half")
+            raise error
+        assert info.value is error
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- text writers: floats to SIGNIFICANT digits ------------------------------------------------

@@ -8,16 +8,17 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from ewmtcnn import InputError, paths
+from ewmtcnn import InputError, paths, predict
 from ewmtcnn.config import sections
 from ewmtcnn.config.sections import Params
-from ewmtcnn.data import dataset
+from ewmtcnn.data import dataset, provenance
 from ewmtcnn.data.dataset import EMOTIONS, LABEL_COLUMNS
 from ewmtcnn.evaluation import predictions
 from ewmtcnn.io import checkpoint
@@ -79,19 +80,6 @@ def trained_fold(table: pd.DataFrame, repeat: int, fold: int, seed: int) -> Trai
     return TrainedFold(repeat, fold, history, *tables, state, np.eye(6) * 0.5, choice)
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A repository root after the train stage: labels and two repeats of two trained folds."""
-    monkeypatch.chdir(tmp_path)
-    table = labels(IMAGES)
-    paths.LABELS.parent.mkdir(parents=True)
-    table.to_csv(paths.LABELS, index=False)
-    for repeat in range(REPEATS):
-        for fold in range(FOLDS):
-            trained_fold(table, repeat, fold, seed=FOLDS * repeat + fold).save()
-    return tmp_path
-
-
 def params(repeats: int = REPEATS) -> Params:
     """The repository's params, with `repeats` repeats of FOLDS folds."""
     base = sections.load(REPO / "params.yaml")
@@ -99,6 +87,35 @@ def params(repeats: int = REPEATS) -> Params:
 
 
 PARAMS = params()
+
+
+def fingerprint(p: Params) -> dict[str, Any]:
+    """The fingerprint of folds trained with `p` on the workspace's split and features, as the stages take it."""
+    return provenance.fingerprint(
+        p.data.label, p.data.neutral, p.split.folds, p.split.repeats, p.prior, p.model, p.features, p.train, p.select
+    )
+
+
+def write_workspace() -> None:
+    """In the working directory, what the train stage leaves: labels, split, features, REPEATS x FOLDS folds."""
+    table = labels(IMAGES)
+    paths.LABELS.parent.mkdir(parents=True)
+    table.to_csv(paths.LABELS, index=False)
+    paths.FOLDS.write_text("the split\n")  # only hashed here
+    paths.FEATURES.write_bytes(b"the features")
+    for repeat in range(REPEATS):
+        for fold in range(FOLDS):
+            trained_fold(table, repeat, fold, seed=FOLDS * repeat + fold).save(fingerprint(PARAMS))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root after the train stage: labels, split, features and two repeats of two trained folds."""
+    monkeypatch.chdir(tmp_path)
+    write_workspace()
+    return tmp_path
+
+
 OUTPUTS = (
     paths.PREDICTIONS,
     paths.METRICS,
@@ -312,3 +329,94 @@ def test_the_final_model_file_keeps_its_keys_and_stores_the_choice_as_settings(t
         "weight_decay": 0.0005,
         "inner_kl": None,
     }
+
+
+def tampered(tmp_path: Path, **fields: object) -> Path:
+    """A final model file whose stored `fields` are replaced, as an edit of the file would leave it."""
+    path = tmp_path / "model.pt"
+    final_model().save(path)
+    content = torch.load(path, weights_only=True)
+    torch.save({**content, **fields}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"size": "256"}, r"size must be an integer in \[32, 1024\]; found '256'"),
+        ({"size": -5}, r"size must be an integer in \[32, 1024\]; found -5"),
+        ({"size": 60000}, r"size must be an integer in \[32, 1024\]; found 60000"),
+        ({"size": True}, r"size must be an integer in \[32, 1024\]; found True"),
+        ({"backbone": 3}, "backbone must be a backbone's name; found 3"),
+        ({"head": "deep"}, "head must be one of direct, seed; found 'deep'"),
+        ({"prior_init": None}, "prior_init must be one of none, original, .*; found None"),
+        ({"finetune": "no"}, "finetune must be true or false"),
+        ({"outputs": ("joy", "joy")}, "outputs must be a tuple of distinct emotion names"),
+        ({"images": 0}, "images must be a positive integer"),
+        ({"history": ({"epoch": "1"},)}, "history must be a tuple of per-epoch figures"),
+        ({"extraction": {}}, "extraction must record layers, views, size; found {}"),
+        ({"extraction": {"layers": "stats", "views": ["centre"]}}, "extraction must record layers, views, size"),
+        ({"extraction": {"layers": "deep", "views": ["centre"], "size": 0}}, "extraction: features.layers must be one"),
+        ({"extraction": {"layers": "stats", "views": ["centre"], "size": 9}}, "extraction: features.size must be 0"),
+        ({"state": {"fc.weight": torch.full((6, 8), float("nan"))}}, "non-finite weights in fc.weight"),
+        ({"state": {"fc.weight": [1.0]}}, "its weights are not a state dict of tensors"),
+        ({"prior_initial": torch.eye(6) * float("inf")}, "non-finite weights in prior_initial"),
+        ({"prior_initial": torch.eye(3)}, "prior_initial must be a 6 x 6 matrix for its 6 outputs"),
+    ],
+)
+def test_a_final_model_with_tampered_fields_is_refused_in_one_line_naming_the_file(
+    tmp_path: Path, fields: dict, message: str
+) -> None:
+    path = tampered(tmp_path, **fields)
+    with pytest.raises(InputError, match=f"^{path}: {message}.*; train it with `dvc repro final`") as info:
+        checkpoint.load_final(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_final_model_with_a_prior_and_integer_buffers_is_accepted(tmp_path: Path) -> None:
+    model = dataclasses.replace(
+        final_model(),
+        state={**final_model().state, "prior.weight": torch.eye(6), "bn.num_batches_tracked": torch.tensor(3)},
+        prior_initial=np.eye(6),
+        prior_init="eye",
+    )
+    path = tmp_path / "model.pt"
+    model.save(path)
+    back = checkpoint.load_final(path)
+    assert np.array_equal(back.prior_initial, np.eye(6)) and back.state["bn.num_batches_tracked"].item() == 3
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"backbone": "resnet9000"}, "unknown backbone 'resnet9000'"),
+        ({"size": "256"}, r"size must be an integer in [32, 1024]; found '256'"),
+        ({"extraction": {"layers": "pooled"}}, "extraction must record layers, views, size"),
+    ],
+    ids=["unknown-backbone", "size-text", "extraction-keys"],
+)
+def test_predict_refuses_a_tampered_final_model_in_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fields: dict, message: str
+) -> None:
+    path = tampered(tmp_path, **fields)
+    plot = tmp_path / "plot.png"
+    with pytest.raises(SystemExit) as info:
+        predict.main([str(tmp_path / "image.jpg"), "--model", str(path), "--plot", str(plot)])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.startswith(f"error: {path}: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+@pytest.mark.parametrize("scale", [5.0, -1.0], ids=["times-5", "negative"])
+def test_evaluate_refuses_predictions_that_are_not_distributions_and_writes_nothing(
+    workspace: Path, scale: float
+) -> None:
+    path = paths.fold_dir(0, 1) / checkpoint.TEST
+    table = pd.read_csv(path)
+    pred = predictions.columns(table, predictions.PRED)
+    table[pred] *= scale
+    table.to_csv(path, index=False)
+    with pytest.raises(InputError, match=f"^{path}: the predicted distribution of .*; retrain: `dvc repro train`$"):
+        evaluate.main(PARAMS)
+    assert not any(p.exists() for p in OUTPUTS)

@@ -16,7 +16,7 @@ PACKAGE = REPO / "ewmtcnn"
 #: The subpackages each subpackage may import; any other import between subpackages is refused.
 MAY_IMPORT: dict[str, set[str]] = {
     "config": set(),
-    "io": set(),
+    "io": {"config"},
     "data": {"config", "io"},
     "model": {"config", "io", "data"},
     "features": {"config", "io", "data", "model"},

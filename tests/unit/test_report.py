@@ -4,6 +4,7 @@ intervals and baselines, the selection summary, learning curves, confusion."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,34 @@ def test_a_fold_table_that_is_not_its_own_is_refused_by_name(part: str, change: 
     setattr(trained[1, 1], part, getattr(trained[1, 1], part).assign(**change))
     with pytest.raises(InputError, match=f"data/train/repeat-1/fold-1/{part}.csv: {message}; retrain"):
         report.check_folds(trained)
+
+
+@pytest.mark.parametrize(
+    "part,change,message",
+    [
+        (
+            "test",
+            lambda t: t.assign(pred_anger=t["pred_anger"] * 5, pred_joy=t["pred_joy"] * 5),
+            "predicted .* sums to 5",
+        ),
+        ("test", lambda t: t.assign(pred_anger=-t["pred_anger"]), "predicted distribution of c has a negative entry"),
+        ("train", lambda t: t.assign(true_joy=t["true_joy"] + 0.01), "true distribution of c sums to 1.01, not 1"),
+    ],
+    ids=["times-5", "negative", "true-off"],
+)
+def test_a_fold_table_whose_distributions_are_not_distributions_is_refused_by_name(
+    part: str, change: Callable[[pd.DataFrame], pd.DataFrame], message: str
+) -> None:
+    trained = folds()
+    setattr(trained[1, 1], part, change(getattr(trained[1, 1], part)))
+    with pytest.raises(InputError, match=f"data/train/repeat-1/fold-1/{part}.csv: the {message}.*; retrain"):
+        report.check_folds(trained)
+
+
+def test_distributions_within_rounding_of_1_are_accepted() -> None:
+    trained = folds()
+    trained[1, 1].test = trained[1, 1].test.assign(pred_joy=trained[1, 1].test["pred_joy"] + 1e-9)
+    report.check_folds(trained)
 
 
 def test_a_fold_table_without_images_or_in_an_older_layout_is_refused() -> None:
