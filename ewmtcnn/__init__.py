@@ -2,7 +2,8 @@
 
 - Subpackages, each importing only those before it: config, io, data, model, features, evaluation,
   training, study, cluster (tests/unit/test_layers.py checks it).
-- On top: `paths` (where stages read and write), `cli` (running a command), `predict` (ewmtcnn-predict).
+- Beside them: `paths` (where stages read and write), `lifetime` (a process ends with its parent); on top, `cli`
+  (running a command) and `predict` (ewmtcnn-predict).
 """
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 from collections.abc import Callable
 
 from ewmtcnn import InputError
 from ewmtcnn.config import sections
 from ewmtcnn.config.sections import Params
+from ewmtcnn.lifetime import die_with_parent
 from ewmtcnn.paths import PARAMS
-
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def run(main: Callable[[], object]) -> None:
@@ -36,21 +33,6 @@ def _os_message(error: OSError) -> str:
     files = " -> ".join(os.fsdecode(f) for f in (error.filename, error.filename2) if f is not None)
     reason = error.strerror.lower() if error.strerror else str(error)
     return f"{files}: {reason}" if files else reason
-
-
-def die_with_parent(parent: int, signum: int = signal.SIGTERM) -> None:
-    """Have the OS send this process `signum` when its parent, process `parent`, dies (Linux; elsewhere nothing).
-
-    - If the parent died before the request took effect, this process has been re-parented: exit at once.
-    - Linux sends it when the thread that started this process ends: start it from a lasting thread.
-    """
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signum) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def run_stage(main: Callable[[Params], None]) -> None:

@@ -1,4 +1,4 @@
 """Emotion6 as data: the archive, the ground-truth table, the image store, folds, augmentation, fold provenance.
 
-- May import `ewmtcnn.io`, `ewmtcnn.config`, `ewmtcnn.paths` and `ewmtcnn.cli` (decoding workers die with their parent).
+- May import `ewmtcnn.io`, `ewmtcnn.config`, `ewmtcnn.paths` and `ewmtcnn.lifetime` (workers die with their parent).
 """

@@ -25,12 +25,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from ewmtcnn import InputError
-from ewmtcnn.cli import die_with_parent
 from ewmtcnn.config.checks import bounded
 from ewmtcnn.config.sections import MAX_SIZE
 from ewmtcnn.data.dataset import GROUND_TRUTH, IMAGE_DIR, problems_error
 from ewmtcnn.io.atomic import sweep, written
 from ewmtcnn.io.safe_load import read_array
+from ewmtcnn.lifetime import die_with_parent
 
 T = TypeVar("T")
 R = TypeVar("R")

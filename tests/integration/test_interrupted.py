@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dvcrepo import Repo, make_repo
-from ewmtcnn import cli
+from ewmtcnn import lifetime
 from ewmtcnn.io.atomic import written
 from support import REPO, write_emotion6, write_params, zip_folder
 
@@ -200,7 +200,7 @@ def test_pool_worker_exits_when_its_parent_already_died(parent_alive: bool) -> N
     """The race that the death signal alone misses: the parent dies before the worker asks for it.
     A worker re-parented by then sees a parent other than the one that started the pool."""
     starter = os.getpid() if parent_alive else os.getppid()  # the worker's parent is this process
-    worker = multiprocessing.get_context("fork").Process(target=cli.die_with_parent, args=(starter,))
+    worker = multiprocessing.get_context("fork").Process(target=lifetime.die_with_parent, args=(starter,))
     worker.start()
     worker.join()
     assert worker.exitcode == (0 if parent_alive else 1)
