@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dvcrepo import Repo, make_repo
 from ewmtcnn import lifetime
@@ -206,40 +207,47 @@ def test_pool_worker_exits_when_its_parent_already_died(parent_alive: bool) -> N
     assert worker.exitcode == (0 if parent_alive else 1)
 
 
-# A parent (as `dvc` is) that starts a stage which sleeps once running, prints the stage's PID, and waits.
+# A parent that starts a stage's command exactly as `dvc repro` does ($SHELL -c, DVC's own flags), and waits.
 PARENT = """
-import subprocess, sys
-stage = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
-print(stage.pid, flush=True)
-stage.wait()
+import os, subprocess, sys
+from dvc.stage.run import _make_cmd
+subprocess.Popen(_make_cmd(os.environ["SHELL"], sys.argv[1])).wait()
 """
 SLEEPING_STAGE = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 from ewmtcnn import cli
 
 def main(params):
-    Path(sys.argv[1]).write_text("running")
+    Path(sys.argv[1]).write_text(str(os.getpid()))
     time.sleep(600)
 
 cli.run_stage(main)
 """
 
 
-def test_stage_ends_when_its_parent_dies(tmp_path: Path) -> None:
-    """`dvc` killed (SIGTERM or SIGKILL) drops its lock: the stage it started must not write on."""
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/dash"])
+def test_stage_ends_when_its_parent_dies(shell: str, tmp_path: Path) -> None:
+    """`dvc` killed (SIGTERM or SIGKILL) drops its lock: the stage it started must not write on.
+
+    - DVC runs a stage's command as `$SHELL -c cmd`. Without `exec`, dash stays between `dvc` and the
+      stage, outlives `dvc`, and the stage's death signal never fires.
+    """
+    if not Path(shell).exists():
+        pytest.skip(f"{shell} is not installed")
     write_params(tmp_path)
+    (tmp_path / "sleeping.py").write_text(SLEEPING_STAGE)
     running = tmp_path / "running"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with subprocess.Popen(
-        [sys.executable, "-c", PARENT, SLEEPING_STAGE, str(running)], cwd=tmp_path, env=env, stdout=subprocess.PIPE
-    ) as parent:
-        assert parent.stdout is not None
-        stage = int(parent.stdout.readline())
+    train = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["train"]["cmd"]
+    command = train.replace("python -m stages.train", f"{sys.executable} sleeping.py {running}")
+    assert command != train, "the train stage's command as dvc.yaml gives it"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SHELL": shell}
+    with subprocess.Popen([sys.executable, "-c", PARENT, command], cwd=tmp_path, env=env) as parent:
         deadline = time.monotonic() + WAIT_S
         while not running.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert running.exists(), "the stage did not start"
+        stage = int(running.read_text())
         start = Path(f"/proc/{stage}/stat").read_text().rsplit(")", 1)[1].split()[19]
         parent.kill()
     deadline = time.monotonic() + WAIT_S

@@ -3,6 +3,8 @@ git + DVC repository."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +149,43 @@ def test_failing_stage_fails_repro_and_leaves_nothing(tmp_path: Path) -> None:
     assert not data.exists() or not [p for p in files_under(data) if "Emotion6" in p]
     for path in (paths.IMAGES, paths.LABELS, paths.FOLDS):
         assert not (repo.root / path).exists()
+
+
+def _cache_object(repo: Repo, content: bytes) -> Path:
+    """The DVC cache file that holds `content`, named by its MD5."""
+    md5 = hashlib.md5(content).hexdigest()
+    return repo.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+@pytest.mark.parametrize(
+    "recovery",
+    [("checkout", "--force", "data/folds.csv", "data/features.npy"), ("repro", "split", "features")],
+    ids=["checkout", "repro"],
+)
+def test_a_write_in_place_cannot_poison_the_cache(pipeline: Repo, recovery: tuple[str, ...]) -> None:
+    """With hardlinks, a write in place into an output rewrote its cache object too, and every later
+    `dvc repro` put the garbage back and said all was up to date."""
+    pipeline.dvc("repro", "features")
+    outputs = (pipeline.root / paths.FOLDS, pipeline.root / paths.FEATURES)
+    good = {path: path.read_bytes() for path in outputs}
+    for path in outputs:  # the read-only mode does not stop root or a chmod
+        path.chmod(0o644)
+    folds, features = outputs
+    inode = folds.stat().st_ino
+    with folds.open("r+b") as f:  # as pandas' to_csv onto the same path writes: in place
+        f.write(b"image,repeat,fold\nanger/1.jpg,0,0\n")
+        f.truncate()
+    os.truncate(features, 128)
+    assert folds.stat().st_ino == inode
+    for content in good.values():  # the cache objects still hold what their names say
+        assert (
+            hashlib.md5(_cache_object(pipeline, content).read_bytes()).hexdigest() == hashlib.md5(content).hexdigest()
+        )
+    status = pipeline.dvc("status", "split", "features").stdout  # the stages up to features: those that ran
+    assert "modified:" in status and "data/folds.csv" in status and "data/features.npy" in status, status
+    pipeline.dvc(*recovery)  # the recovery the docs give
+    assert {path: path.read_bytes() for path in outputs} == good
+    assert "Data and pipelines are up to date" in pipeline.dvc("status", "split", "features").stdout
 
 
 def test_layout_paths_are_the_declared_outs() -> None:
