@@ -22,8 +22,9 @@ from ewmtcnn.paths import PARAMS
 LABELS = ("dominant", "folder")
 #: `data.neutral`: drop neutral and renormalise the six emotions, or keep all seven outputs.
 NEUTRALS = ("drop", "keep")
-#: `prior.init`: no prior layer at all, the emotion wheel, identity, random, or from the training labels' correlations.
-INITS: tuple[str, ...] = ("none", "original", "eye", "rand", "corr", "corr_softmax", "corr_log_softmax")
+#: `prior.init`: no prior layer at all, the emotion wheel, identity, random, the wheel's singular values with
+#: random singular vectors (`spectrum`: its scaling without its structure), or from the training labels' correlations.
+INITS: tuple[str, ...] = ("none", "original", "eye", "rand", "spectrum", "corr", "corr_softmax", "corr_log_softmax")
 #: `model.head`: fc -> prior, as in the paper; or fc -> ReLU -> Dropout(0.5) -> prior, as the public
 #: reimplementation arranges it (negative logits zeroed before the prior mixes them), kept for comparison.
 HEADS = ("direct", "seed")

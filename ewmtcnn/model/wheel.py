@@ -2,6 +2,8 @@
 
 - Row i of W says how much each logit contributes to output i: a wheel prior lets neighbouring emotions
   on the wheel lend each other evidence.
+- `spectrum` is its structural control: the wheel's singular values (how much a frozen W rescales each
+  direction of the logit space) with random singular vectors (no emotion its wheel neighbours).
 """
 
 from __future__ import annotations
@@ -103,6 +105,50 @@ def _linear_default(n: int, seed: int) -> np.ndarray:
     return weight.double().numpy()
 
 
+def _haar_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A Haar-uniform random n x n orthogonal matrix.
+
+    - Q of the QR decomposition of a standard Gaussian matrix with R's diagonal positive (Mezzadri 2007,
+      "How to generate random matrices from the classical compact groups"), which is what Gram-Schmidt
+      yields, so no sign convention enters; each column is orthogonalised twice ("twice is enough"), so
+      that Q is orthogonal to rounding error however ill-conditioned the draw.
+    - In Python floats with exactly rounded sums (math.fsum) rather than LAPACK: a draw gives the same
+      bits on any machine.
+    """
+    columns: list[list[float]] = []
+    for draw in rng.standard_normal((n, n)).tolist():
+        v = draw
+        for _ in range(2):
+            for q in columns:
+                d = math.fsum(a * b for a, b in zip(q, v, strict=True))
+                v = [a - d * b for a, b in zip(v, q, strict=True)]
+        norm = math.sqrt(math.fsum(a * a for a in v))
+        columns.append([a / norm for a in v])
+    return np.array(columns).T
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, each entry the exactly rounded sum of the rounded products (the same bits on any machine)."""
+    return np.array(
+        [[math.fsum(x * y for x, y in zip(row, col, strict=True)) for col in b.T.tolist()] for row in a.tolist()]
+    )
+
+
+def _same_spectrum(w: np.ndarray, seed: int) -> np.ndarray:
+    """`w` with the same singular values but random singular vectors: Q1 w Q2^T, drawn from `seed`.
+
+    - Q1, Q2 are independent Haar-uniform orthogonal matrices from numpy's Generator (PCG64) seeded
+      with `seed`.
+    - With w = U diag(s) V^T (its SVD) this is (Q1 U) diag(s) (Q2 V)^T: the singular values s, and
+      singular vectors Q1 U, Q2 V that are themselves Haar-uniform and independent (Q1 U is distributed
+      as Q1), with no SVD computed and hence none of its sign conventions.
+    """
+    rng = np.random.default_rng(seed)
+    n = w.shape[0]
+    left, right = _haar_orthogonal(rng, n), _haar_orthogonal(rng, n)
+    return _product(_product(left, w), right.T)
+
+
 def prior_matrix(
     init: str, *, sigma: float, probabilities: np.ndarray | None, neutral: bool, seed: int
 ) -> np.ndarray | None:
@@ -110,6 +156,7 @@ def prior_matrix(
 
     `probabilities` are the six emotion-probability columns of the training images only
     (required by the corr variants: test images would leak their labels into W).
+    `seed` draws `rand` and `spectrum` (the wheel's singular values at `sigma`, random singular vectors).
     With `neutral`, W is 7x7 and neutral (last) is its own node: it neither mixes nor is mixed.
     """
     if init not in INITS:
@@ -123,6 +170,8 @@ def prior_matrix(
         block = np.eye(n)
     elif init == "rand":
         block = _linear_default(n, seed)
+    elif init == "spectrum":
+        block = _same_spectrum(wheel_prior(EMOTIONS, sigma), seed)
     else:
         if probabilities is None:
             raise InputError(f"prior init {init!r} needs the training images' emotion probabilities; none were given")

@@ -3,7 +3,8 @@
 The expected wheel prior is the 6x6 matrix worked out, to 6 decimals and independently of this
 code, from the paper's definition (a Gaussian of the steps between two emotions on Mikels'
 wheel, sigma 0.6, rows normalised); other expectations are worked out by hand or by
-numpy/PyTorch directly.
+numpy/PyTorch directly; `spectrum` is checked by its properties (singular values, orthogonality,
+moments over many seeds), measured with numpy's own SVD and eigenvalue routines.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ HAND = np.array(
     dtype=np.float64,
 )
 CORR_INITS = ("corr", "corr_softmax", "corr_log_softmax")
+SIGMAS = (0.3, 0.6, 1.0, 5.0)
 
 
 def prior(
@@ -87,7 +89,7 @@ def test_wheel_prior_matches_the_paper_table() -> None:
     np.testing.assert_array_equal(prior("original"), w)
 
 
-@pytest.mark.parametrize("sigma", [0.3, 0.6, 1.0, 5.0])
+@pytest.mark.parametrize("sigma", SIGMAS)
 def test_wheel_prior_rows_sum_to_one(sigma: float) -> None:
     w = wheel_prior(sigma=sigma)
     np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=0, atol=1e-12)
@@ -154,6 +156,76 @@ def test_rand_is_pytorch_linear_default() -> None:
     np.testing.assert_array_equal(w, linear.weight.detach().double().numpy())
 
 
+def singular_values(w: np.ndarray) -> np.ndarray:
+    return np.linalg.svd(w, compute_uv=False)
+
+
+@pytest.mark.parametrize("sigma", SIGMAS)
+@pytest.mark.parametrize("seed", [0, 1, 12345])
+def test_spectrum_has_the_wheels_singular_values(sigma: float, seed: int) -> None:
+    w, wheel = prior("spectrum", sigma=sigma, seed=seed), wheel_prior(EMOTIONS, sigma)
+    assert w.shape == (6, 6) and w.dtype == np.float64
+    s = singular_values(wheel)
+    np.testing.assert_allclose(singular_values(w), s, rtol=0, atol=1e-12)
+    # Independently of any SVD: the Frobenius norm (root sum of squares) is the wheel's.
+    assert math.isclose(math.sqrt((w**2).sum()), math.sqrt((wheel**2).sum()), rel_tol=1e-13)
+    # W W^T = U diag(s^2) U^T and W^T W = V diag(s^2) V^T have the eigenvalues s^2 only if U and V are orthogonal.
+    np.testing.assert_allclose(np.linalg.eigvalsh(w @ w.T)[::-1], s**2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.eigvalsh(w.T @ w)[::-1], s**2, rtol=0, atol=1e-12)
+    u, found, vt = np.linalg.svd(w)
+    np.testing.assert_allclose(u.T @ u, np.eye(6), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(vt @ vt.T, np.eye(6), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(u @ np.diag(found) @ vt, w, rtol=0, atol=1e-12)
+
+
+def test_spectrum_follows_sigma() -> None:
+    narrow, wide = prior("spectrum", sigma=0.3), prior("spectrum", sigma=1.0)
+    assert singular_values(wide)[-1] < singular_values(narrow)[-1] - 0.1  # a wider wheel mixes more
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_spectrum_has_not_the_wheels_structure(seed: int) -> None:
+    w, wheel = prior("spectrum", seed=seed), wheel_prior()
+    assert np.abs(w - wheel).max() > 0.1
+    assert np.abs(w - w.T).max() > 0.1  # the wheel is nearly symmetric; a random rotation of it is not
+    assert (w < 0).any()  # the wheel's weights are all positive
+    # Neither its left nor its right singular vectors are the wheel's (up to sign and order).
+    u, _, vt = np.linalg.svd(w)
+    u_wheel, _, vt_wheel = np.linalg.svd(wheel)
+    assert np.abs(u.T @ u_wheel).max() < 0.95
+    assert np.abs(vt @ vt_wheel.T).max() < 0.95
+
+
+def test_spectrum_is_reproducible_and_seeded() -> None:
+    first, again, other = prior("spectrum", seed=7), prior("spectrum", seed=7), prior("spectrum", seed=8)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    # A pin of seed 0's draw (not an independent expectation): the same bits on any machine, as long as
+    # numpy's Generator draws as numpy 2.4 does (requirements.lock) and the wheel itself is bit-identical.
+    assert prior("spectrum", seed=0)[0].tolist() == [
+        0.024344849483794145,
+        -0.17317320261952246,
+        0.1464520300886983,
+        0.3165305720941639,
+        0.5346848657384797,
+        0.3679054270327673,
+    ]
+
+
+def test_spectrum_singular_vectors_are_haar_uniform() -> None:
+    # For independent Haar-uniform Q1, Q2 and any fixed W, each entry of Q1 W Q2^T has mean 0 and mean
+    # square |W|_F^2 / 36; over 1000 seeds an entry's sample mean has a standard error of about 0.01.
+    draws = np.stack([prior("spectrum", seed=seed) for seed in range(1000)])
+    assert np.abs(draws.mean(axis=0)).max() < 0.05
+    np.testing.assert_allclose((draws**2).mean(axis=0), (wheel_prior() ** 2).sum() / 36, rtol=0.2)
+
+
+def test_spectrum_with_neutral_adds_the_singular_value_one() -> None:
+    seven = prior("spectrum", neutral=True, seed=5)
+    s = np.sort(np.append(singular_values(wheel_prior()), 1.0))[::-1]
+    np.testing.assert_allclose(singular_values(seven), s, rtol=0, atol=1e-12)
+
+
 def test_corr_by_hand_and_numpy() -> None:
     c = prior("corr")
     np.testing.assert_allclose(c[0, 1:5], [1.0, -1.0, 0.0, 2 / math.sqrt(5)], rtol=0, atol=1e-12)
@@ -196,7 +268,7 @@ def test_constant_column_is_refused() -> None:
 def test_unknown_init_lists_the_allowed_values() -> None:
     with pytest.raises(
         InputError,
-        match="unknown prior init 'wheel'; expected one of none, original, eye, rand, corr, corr_softmax, "
+        match="unknown prior init 'wheel'; expected one of none, original, eye, rand, spectrum, corr, corr_softmax, "
         "corr_log_softmax",
     ):
         prior("wheel")
