@@ -21,6 +21,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "model": {"config", "io", "data"},
     "features": {"config", "io", "data", "model"},
     "evaluation": {"config", "io"},
+    "ldl": set(),  # classic LDL methods on features: NumPy, SciPy and scikit-learn only
     "training": {"config", "io", "data", "model", "features", "evaluation"},
     "study": {"config", "io", "data", "evaluation"},
     "cluster": {"config", "io", "data", "evaluation", "study"},
