@@ -32,8 +32,9 @@ HEADS = ("direct", "seed")
 LAYERS: tuple[str, ...] = ("pooled", "stats")
 #: `features.views` (`ewmtcnn.data.augment.TEST_VIEWS`): the centre crop, its mirror image, the whole frame.
 VIEWS: tuple[str, ...] = ("centre", "mirror", "full")
-#: `train.recipe`: settings chosen on inner validation splits, or the paper's as given.
-RECIPES = ("selected", "fixed")
+#: `train.recipe`: SGD settings chosen on an inner validation split, the paper's as given, or a head
+#: fitted to convergence on standardised features with its weight decay chosen by inner cross-validation.
+RECIPES = ("selected", "fixed", "converged")
 
 #: The largest store side: 1980 images of 1024 px already take 6.2 GB, and no backbone here reads more than ~500 px.
 MAX_SIZE = 1024
@@ -46,6 +47,8 @@ MAX_REPEATS = 10
 #: The largest batch and number of epochs: far beyond any use, they catch typos (an extra zero) before hours are spent.
 MAX_BATCH = 4096
 MAX_EPOCHS = 10_000
+#: More principal components than any backbone here has features: a typo.
+MAX_PCA = 100_000
 
 
 @dataclass(frozen=True)
@@ -194,15 +197,16 @@ class Train:
     weight_decay: float
     lam: float  # `train.lambda`: loss = (1 - lam) * CE + lam * KL
     seed: int  # repeat r trains with seed + r
+    pca: int  # `converged`: principal components kept of the standardised features (0: all)
 
     @classmethod
     def parse(cls, p: Mapping[str, Any]) -> Train:
         finetune = get(p, "train.finetune", bool)
         recipe = choice(p, "train.recipe", RECIPES)
-        if finetune and recipe == "selected":
+        if finetune and recipe != "fixed":
             raise InputError(
-                f"{PARAMS}: train.recipe selected chooses settings by training many heads on cached "
-                "features; fine-tuning the whole network (train.finetune: true) needs train.recipe: fixed"
+                f"{PARAMS}: train.recipe {recipe} trains many heads on cached features; fine-tuning the "
+                "whole network (train.finetune: true) needs train.recipe: fixed"
             )
         return cls(
             finetune=finetune,
@@ -215,22 +219,26 @@ class Train:
             weight_decay=number(p, "train.weight_decay", 0),
             lam=number(p, "train.lambda", 0, 1),
             seed=seed(p, "train.seed"),
+            pca=integer(p, "train.pca", 0, MAX_PCA),
         )
 
 
 @dataclass(frozen=True)
 class Select:
-    """`select.*`: how the `selected` recipe chooses epochs, the head's learning rate and weight decay."""
+    """`select.*`: how the `selected` recipe chooses epochs, the head's learning rate and weight decay,
+    and the `converged` recipe its weight decay (inner cross-validation over `folds`)."""
 
     share: float  # inner validation share of an outer training fold
     epochs: int  # early stopping up to this many epochs
     patience: int  # ... or once no setting has improved for this many
     lr_head: tuple[float, ...]
     weight_decay: tuple[float, ...]
+    folds: int  # `converged`: inner cross-validation folds that choose the weight decay
 
     @classmethod
     def parse(cls, p: Mapping[str, Any]) -> Select:
         return cls(
+            folds=integer(p, "select.folds", 2, MAX_FOLDS),
             share=number(p, "select.share", 0.05, 0.5),
             epochs=integer(p, "select.epochs", 1, MAX_EPOCHS),
             patience=integer(p, "select.patience", 1, MAX_EPOCHS),

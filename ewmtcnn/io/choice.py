@@ -15,13 +15,16 @@ from ewmtcnn import InputError
 
 @dataclass(frozen=True)
 class Choice:
-    """The hyperparameters a training set's head trains with, and the recipe that gave them."""
+    """The hyperparameters a training set's head trains with, and the recipe that gave them.
+
+    - `converged`: `epochs` holds the L-BFGS iterations of the final fit and `lr_head` is 0 (no step size is set).
+    """
 
     recipe: str
     epochs: int
     lr_head: float
     weight_decay: float
-    inner_kl: float | None = None  # the chosen setting's inner-validation KL (selected recipe only)
+    inner_kl: float | None = None  # the chosen setting's inner-validation KL (selected and converged only)
 
     def record(self) -> dict[str, object]:
         return asdict(self)

@@ -22,7 +22,7 @@ from ewmtcnn.data import folds
 from ewmtcnn.evaluation import metrics, predictions
 from ewmtcnn.io.checkpoint import FinalModel, TrainedFold
 from ewmtcnn.io.choice import Choice
-from ewmtcnn.training import inputs, loop, recipes
+from ewmtcnn.training import converged, inputs, loop, recipes
 from ewmtcnn.training.batched import Task
 from ewmtcnn.training.inputs import CachedFeatures, Data
 from ewmtcnn.training.variant import Variant
@@ -58,10 +58,14 @@ def summary(trained: TrainedFold) -> str:
     pred = predictions.pred(test)
     acc = metrics.accuracy(predictions.classes(test), pred)
     kl = metrics.distances(predictions.true(test), pred)["kl"].mean()
+    how = (
+        f"L-BFGS, {chosen.epochs} iterations"
+        if chosen.recipe == "converged"
+        else f"{chosen.epochs} epochs, lr_head {chosen.lr_head:g}"
+    )
     return (
         f"repeat {trained.repeat} fold {trained.fold}: test acc {acc:.3f}, test KL {kl:.4f} "
-        f"({len(test)} images; {chosen.recipe}: {chosen.epochs} epochs, "
-        f"lr_head {chosen.lr_head:g}, weight_decay {chosen.weight_decay:g})"
+        f"({len(test)} images; {chosen.recipe}: {how}, weight_decay {chosen.weight_decay:g})"
     )
 
 
@@ -117,6 +121,12 @@ def trained_folds(v: Variant, plan: Plan) -> Iterator[TrainedFold]:
 def _heads(v: Variant, data: Data, planned: list[Fold]) -> Iterator[TrainedFold]:
     """Every planned fold's head on the cached features, all at once."""
     own = tasks(v, data, planned)
+    if v.run.recipe == "converged":
+        problem64 = converged.Problem(data.inputs.features.astype(np.float64), data.targets, data.classes)
+        fitted = converged.trained(problem64, v, own, [fold.test for fold in planned])
+        for fold, task, (trained, choice) in zip(planned, own, fitted, strict=True):
+            yield _trained_fold(data, v, fold, trained, task.prior, choice)
+        return
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
     selected = v.run.recipe == "selected"
     prior_of = partial(loop.initial_prior, v, data)
@@ -146,6 +156,11 @@ def final(v: Variant, size: int) -> FinalModel:
         return final_model(v, size, loop.weights(model), prior, history, recipes.fixed(v), len(every))
     prior_of = partial(loop.initial_prior, v, data)
     task = Task(every, seed, init_seed, prior_of(every, seed))
+    if v.run.recipe == "converged":
+        problem64 = converged.Problem(data.inputs.features.astype(np.float64), data.targets, data.classes)
+        [(trained, choice)] = converged.trained(problem64, v, [task], [np.empty(0, dtype=np.int64)])
+        history = trained.history[["epoch", "train_loss", "train_acc", "train_kl"]].to_dict("records")
+        return final_model(v, size, trained.state, task.prior, history, choice, len(every))
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
     choice = recipes.select(problem, v, [task], prior_of)[0] if v.run.recipe == "selected" else recipes.fixed(v)
     [trained] = recipes.train_chosen(problem, v, [task], [choice], [np.empty(0, dtype=np.int64)])

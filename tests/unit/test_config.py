@@ -52,8 +52,8 @@ def test_the_repository_params_parse_to_their_values() -> None:
     assert params.prior == Prior("original", True, 0.6)
     assert params.model == Model("efficientnet_lite0", True, None, "direct")
     assert params.features == Extraction("pooled", ("centre",), 0)
-    assert params.train == Train(False, "selected", 20, 32, 0.001, 0.01, 0.9, 0.0005, 0.7, 0)
-    assert params.select == Select(0.2, 80, 10, (0.003, 0.01, 0.03), (0.003, 0.01, 0.03, 0.1))
+    assert params.train == Train(False, "selected", 20, 32, 0.001, 0.01, 0.9, 0.0005, 0.7, 0, 256)
+    assert params.select == Select(0.2, 80, 10, (0.003, 0.01, 0.03), (0.003, 0.01, 0.03, 0.1), 5)
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.train.seed = 1  # type: ignore[misc]
 
@@ -103,6 +103,8 @@ BAD = [
     ("select.lr_head", [0.01, 0], "a non-empty list of distinct finite numbers > 0"),
     ("select.weight_decay", [0.01, -1], "a non-empty list of distinct finite numbers >= 0"),
     ("select.weight_decay", 0.01, "a non-empty list of distinct finite numbers >= 0"),
+    ("select.folds", 1, "an integer in [2, 20]"),
+    ("train.pca", -1, "an integer in [0, 100000]"),
 ]
 
 
@@ -153,9 +155,11 @@ def test_a_number_written_as_yaml_1_1_text_gets_a_hint() -> None:
         checks.number(p, "train.lr_head", 0)
 
 
-def test_fine_tuning_needs_the_fixed_recipe() -> None:
+@pytest.mark.parametrize("recipe", ["selected", "converged"])
+def test_fine_tuning_needs_the_fixed_recipe(recipe: str) -> None:
     p = with_value("train.finetune", True)
-    with pytest.raises(InputError, match="needs train.recipe: fixed"):
+    p["train"]["recipe"] = recipe
+    with pytest.raises(InputError, match=f"train.recipe {recipe} trains many heads .* needs train.recipe: fixed"):
         Params.parse(p)
     p["train"]["recipe"] = "fixed"
     assert Params.parse(p).train.finetune

@@ -75,8 +75,11 @@ def released(fifo: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets the writer's open return
+        # A reader held open until the writer is done lets the writer's open return, whenever it
+        # starts (opened and closed at once, a writer that starts later would block for ever).
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         writer.join()
+        os.close(reader)
 
 
 def test_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
