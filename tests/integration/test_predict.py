@@ -1,6 +1,7 @@
 """Prediction for new images: the `final` stage trains the selected variant on every image
 (`dvc repro final`, on synthetic data), and `python -m ewmtcnn.predict` uses it, one bad file
-failing alone.
+failing alone, saying which model, variant and commit it used, warning of Emotion6's own images and
+(--truth) showing their annotators' and out-of-fold distributions.
 
 The main repository uses the offline ImageNet EfficientNet-Lite0: a random-init backbone maps
 every synthetic image to nearly the same features (about 1e-8 apart), too alike for a check
@@ -10,6 +11,7 @@ that predictions follow the pipeline's own features to tell anything apart.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -19,25 +21,28 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 from PIL import Image
 
 from dvcrepo import Repo, make_repo
-from ewmtcnn import InputError, paths, predict
+from ewmtcnn import InputError, Predictor, paths, predict
 from ewmtcnn.config.sections import Extraction
 from ewmtcnn.data import dataset
 from ewmtcnn.data.dataset import DISTRIBUTION, EMOTIONS
 from ewmtcnn.data.images import square
+from ewmtcnn.evaluation import predictions
 from ewmtcnn.features import extract
 from ewmtcnn.io.checkpoint import FinalModel, load_final
 from ewmtcnn.io.choice import Choice
 from ewmtcnn.model import backbones
 from ewmtcnn.model.network import EmotionNet
+from ewmtcnn.predict import plot
 from ewmtcnn.training import loop
 from ewmtcnn.training.inputs import CachedFeatures
-from support import write_emotion6, zip_folder
+from support import jpeg_bytes, write_emotion6, zip_folder
 
 PER_EMOTION = 4
 EPOCHS = 3
@@ -54,6 +59,18 @@ PARAMS = dict(
 #: Two of the synthetic archive's JPEGs, as the repository holds them after `download`.
 IMAGES = ("data/raw/Emotion6/images/joy/1.jpg", "data/raw/Emotion6/images/anger/2.jpg")
 TAB_RED = (214, 39, 40)  # the dominant emotion's bar
+#: What the final model of PARAMS records of its variant, by params.yaml's names (the rest: params.yaml's defaults).
+PARAMS_RECORDED = {
+    "data.neutral": "drop",
+    "preprocess.size": 224,
+    "prior.init": "original",
+    "prior.freeze": True,
+    "model.backbone": "efficientnet_lite0",
+    "model.pretrained": True,
+    "model.head": "direct",
+    "train.finetune": False,
+    "train.recipe": "fixed",
+}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +115,11 @@ def as_json(trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     return json.loads(stdout, parse_constant=strict_json), out
 
 
+def predicted(stdout: str) -> list[str]:
+    """The lines of text output that give a prediction: not the `# ` lines before them, nor the indented truth."""
+    return [line for line in stdout.splitlines() if not line.startswith(("# ", "  "))]
+
+
 def strict_json(constant: str) -> None:
     """`json.loads`' hook for NaN and Infinity, which are not JSON: fail."""
     pytest.fail(f"--json printed {constant}, which is not JSON")
@@ -140,7 +162,7 @@ def test_bad_files_fail_alone_and_the_others_are_predicted(trained: Repo, tmp_pa
     assert errors[3] == f"error: {fifo}: is a named pipe (FIFO), not an image file; give the path of an image file"
     assert "Warning" not in result.stderr
     assert "Traceback" not in result.stderr
-    lines = result.stdout.splitlines()
+    lines = predicted(result.stdout)
     assert [line.split(": ")[0] for line in lines] == list(IMAGES)
     for line in lines:  # `path: joy 0.62 (anger 0.03, ...)`: every emotion once
         named = line.split(": ", 1)[1].replace("(", "").replace(")", "").replace(",", "").split()
@@ -184,6 +206,142 @@ def test_plot_is_a_png_of_one_wheel_per_image(as_json: tuple[list[dict], Path]) 
     assert not [p for p in out.parent.iterdir() if p != out]  # written atomically: no temporary left
 
 
+def git(repo: Repo, *args: str) -> str:
+    return repo.run("git", *args).stdout.strip()
+
+
+def test_json_says_which_model_variant_commit_and_device(trained: Repo, as_json: tuple[list[dict], Path]) -> None:
+    records, _ = as_json
+    final = load_final(trained.root / paths.FINAL)
+    for record in records:
+        model = record["model"]
+        assert model["path"] == str(paths.FINAL)
+        assert model["sha256"] == hashlib.sha256((trained.root / paths.FINAL).read_bytes()).hexdigest()
+        assert model["commit"] == git(trained, "rev-parse", "HEAD")
+        assert model["dirty"] is (git(trained, "status", "--porcelain", "--untracked-files=no") != "")
+        assert model["params"] | PARAMS_RECORDED == model["params"]
+        assert model["trained"] == {"images": 6 * PER_EMOTION, **final.choice.hyperparameters()}
+        assert record["device"] == str(loop.device())
+    assert [record["training_image"] for record in records] == ["joy/1.jpg", "anger/2.jpg"]
+    assert [record["truth"] for record in records] == [None, None]
+
+
+def test_text_first_says_which_model_variant_commit_and_device(
+    trained: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = predict_here(trained.root, IMAGES[0], "--device", "cpu", capsys=capsys)
+    assert status == 0
+    lines = out.splitlines()
+    sha256 = hashlib.sha256((trained.root / paths.FINAL).read_bytes()).hexdigest()
+    commit = git(trained, "rev-parse", "HEAD")
+    assert lines[0].startswith(f"# model {paths.FINAL}: sha256 {sha256[:12]}, git commit {commit[:12]} (")
+    assert lines[1].startswith("# variant: ") and all(
+        f" {key}={str(value).lower()}" in lines[1] for key, value in PARAMS_RECORDED.items()
+    )
+    assert lines[2].startswith(f"# trained on {6 * PER_EMOTION} images: epochs {EPOCHS}, lr_head ")
+    assert lines[3:] == ["# device cpu", *predicted(out)]
+    if not torch.cuda.is_available():
+        status, out, err = predict_here(trained.root, IMAGES[0], "--device", "cuda", capsys=capsys)
+        assert (status, out) == (1, "")
+        assert err == "error: device cuda: torch sees no CUDA GPU on this machine; use cpu (or auto)\n"
+
+
+def test_emotion6_images_are_told_by_content_and_warned_of(
+    trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A renamed copy is one of Emotion6's images (the final model trained on it); another picture stored
+    under an Emotion6-like name is not; without the Emotion6 folder, no image is told."""
+    copy = tmp_path / "renamed.jpg"
+    shutil.copy(trained.root / IMAGES[0], copy)
+    lookalike = tmp_path / "images" / "anger" / "2.jpg"
+    lookalike.parent.mkdir(parents=True)
+    lookalike.write_bytes(jpeg_bytes(99))
+    status, out, err = predict_here(trained.root, IMAGES[1], str(copy), str(lookalike), "--json", capsys=capsys)
+    assert status == 0
+    assert [record["training_image"] for record in json.loads(out)] == ["anger/2.jpg", "joy/1.jpg", None]
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        "warning: 2 of 3 images are Emotion6's (anger/2.jpg, joy/1.jpg): the final model trained on them, so its "
+        "predictions for them are fitted; --truth shows each one's held-out (out-of-fold) one"
+    ]
+    status, _, err = predict_here(trained.root, str(lookalike), capsys=capsys)
+    assert status == 0 and "warning" not in err
+    status, _, err = predict_here(tmp_path, str(copy), "--model", str(trained.root / paths.FINAL), capsys=capsys)
+    assert status == 0 and "warning" not in err  # no data/raw/Emotion6 here
+
+
+def held_out_table(path: Path, names: list[str], emotions: tuple[str, ...], repeats: int) -> np.ndarray:
+    """A predictions table at `path`, as evaluate writes one, of `names` in `repeats` repeats; its (repeats, n, c)."""
+    pred = np.random.default_rng(0).dirichlet(np.ones(len(emotions)), (repeats, len(names)))
+    true = np.full((len(names), len(emotions)), 1 / len(emotions))
+    tables = [predictions.build(names, r, r % 3, ["joy"] * len(names), emotions, true, pred[r]) for r in range(repeats)]
+    pd.concat(tables).to_csv(path, index=False)
+    return pred
+
+
+def test_truth_shows_the_annotators_and_the_out_of_fold_prediction(
+    trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--truth on the synthetic Emotion6: the annotators' distribution is ground_truth.txt's six renormalised
+    (data.neutral: drop), the out-of-fold one the mean of the table's repeats; an image the table lacks has
+    none. Thirteen images: two pages of plot."""
+    root = trained.root
+    table = dataset.read_ground_truth(root / paths.RAW)
+    names = table["image"].tolist()[: plot.PER_PAGE + 1]
+    csv = tmp_path / "predictions.csv"
+    pred = held_out_table(csv, names[:-1], EMOTIONS, repeats=2)
+    out_png = tmp_path / "wheel.png"
+    files = [str(paths.RAW / "images" / name) for name in names]
+    truth = ("--truth", "--predictions", str(csv))
+    status, out, err = predict_here(root, *files, *truth, "--json", "--plot", str(out_png), capsys=capsys)
+    assert status == 0
+    records = json.loads(out)
+    for k, (name, record) in enumerate(zip(names, records, strict=True)):
+        votes = table.loc[table["image"] == name, list(EMOTIONS)].to_numpy()[0]
+        assert record["training_image"] == name
+        assert record["truth"]["annotators"] == pytest.approx(dict(zip(EMOTIONS, votes / votes.sum(), strict=True)))
+        if k < len(names) - 1:
+            mean = dict(zip(EMOTIONS, pred[:, k].mean(axis=0), strict=True))
+            assert record["truth"]["out_of_fold"] == pytest.approx(mean) and record["truth"]["repeats"] == 2
+    assert records[-1]["truth"]["out_of_fold"] is None and records[-1]["truth"]["repeats"] == 0
+    assert [line for line in err.splitlines() if line.startswith("plot: ")] == [
+        f"plot: {out_png}",
+        f"plot: {tmp_path / 'wheel-2.png'}",
+    ]
+    assert (tmp_path / "wheel-2.png").read_bytes().startswith(b"\x89PNG")
+    assert "the out-of-fold ones are held out" in err
+
+    other = tmp_path / "other.jpg"
+    other.write_bytes(jpeg_bytes(98))
+    status, out, _ = predict_here(root, files[0], files[-1], str(other), *truth, capsys=capsys)
+    lines = [line for line in out.splitlines() if not line.startswith("# ")]
+    assert lines[1].startswith(f"  annotators (Emotion6 {names[0]}): ")
+    best = EMOTIONS[int(pred[:, 0].mean(axis=0).argmax())]
+    assert lines[2].startswith(f"  out-of-fold (mean of 2 repeats): {best} {pred[:, 0].mean(axis=0).max():.2f} (")
+    assert lines[5] == "  out-of-fold (mean of 0 repeats): not in the predictions table"
+    assert lines[6].startswith(f"{other}: ")
+    assert lines[7:] == ["  no truth: not one of Emotion6's images (compared by content)"]
+
+
+def test_truth_refuses_what_it_cannot_read_naming_it(
+    trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seven = tmp_path / "seven.csv"
+    held_out_table(seven, ["joy/1.jpg"], DISTRIBUTION, repeats=1)
+    missing = tmp_path / "none.csv"
+    hint = "run `dvc repro evaluate`, or name this model's variant's table with --predictions"
+    for options, message in [
+        (
+            ("--predictions", str(seven)),
+            f"{seven}: out-of-fold predictions of {', '.join(DISTRIBUTION)}, but the "
+            f"model predicts {', '.join(EMOTIONS)}: another variant's; {hint}",
+        ),
+        (("--predictions", str(missing)), f"{missing}: not found; {hint}"),
+        (("--emotion6", str(tmp_path)), f"{tmp_path}: not an Emotion6 folder (no images/ in it); `dvc pull`"),
+    ]:
+        status, out, err = predict_here(trained.root, IMAGES[0], "--truth", *options, capsys=capsys)
+        assert (status, out) == (1, "") and err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
 def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(
     trained: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -212,7 +370,7 @@ def test_seven_outputs_and_a_random_init_backbone_from_a_named_model(
     assert list(record["distribution"]) == list(DISTRIBUTION)
     assert sum(record["distribution"].values()) == pytest.approx(1, abs=1e-9)
     assert (tmp_path / "seven.png").read_bytes().startswith(b"\x89PNG")
-    predictor = predict.Predictor(load_final(seven), seven)
+    predictor = Predictor.load(seven)
     assert predictor.features is not None
     image = square(trained.root / IMAGES[0], 224)[None]
     rebuilt = extract.extract(predictor.features, image, predictor.backbone)[0]
@@ -238,7 +396,7 @@ def test_a_real_emotion6_image(
             image.write_bytes(archive.read(next(n for n in archive.namelist() if n.endswith("images/joy/1.jpg"))))
     status, out, _ = predict_here(trained.root, str(image), capsys=capsys)
     assert status == 0
-    [line] = out.splitlines()
+    [line] = predicted(out)
     assert line.startswith(f"{image}: ") and line.split(": ")[1].split()[0] in EMOTIONS
 
 
@@ -278,7 +436,7 @@ def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
     final = hand_made(head, how, 240)
     path = tmp_path / "model.pt"
     final.save(path)
-    predictor = predict.Predictor(load_final(path), path)
+    predictor = Predictor.load(path)
     assert predictor.how == how and predictor.features is not None
 
     def softmax(vectors: np.ndarray) -> np.ndarray:
@@ -293,7 +451,7 @@ def test_prediction_extracts_as_the_final_model_records(tmp_path: Path) -> None:
     pooled = tmp_path / "pooled.pt"
     dataclasses.replace(final, extraction=Extraction().record()).save(pooled)
     with pytest.raises(InputError, match="its weights do not fit the network its settings describe"):
-        predict.Predictor(load_final(pooled), pooled)
+        Predictor.load(pooled)
 
 
 def test_a_model_that_predicts_nan_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,5 @@
+"""`python -m ewmtcnn.predict IMAGE...`: the `ewmtcnn-predict` command."""
+
+from ewmtcnn.predict import main
+
+main()
