@@ -42,7 +42,8 @@ setting = f"{prior['init']} {prior['freeze']} {model['head']} {data['label']} {d
 setting += f" {train['lr_head']}" if train["recipe"] == "fixed" else ""
 rng = np.random.default_rng(zlib.crc32(setting.encode()))
 emotions = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
-scores = ["acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"]
+scores = ["acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection",
+          "clark_normalised", "canberra_normalised"]
 repeats, folds = p["split"]["repeats"], p["split"]["folds"]
 true = np.random.default_rng(0).dirichlet(np.ones(6), 60)
 better = (prior["init"], prior["freeze"], model["head"]) == ("corr", True, "direct")

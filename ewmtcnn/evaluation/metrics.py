@@ -2,21 +2,37 @@
 
 - The LDL measures are written in numpy, one vectorised pass over (N, c) arrays each, so that the
   tests can use scipy as an independent reference.
+- Clark and Canberra in both conventions: `clark` and `canberra` are Geng's sums over the c emotions,
+  sqrt(sum_j (p_j - q_j)^2 / (p_j + q_j)^2) and sum_j |p_j - q_j| / (p_j + q_j); `clark_normalised`
+  (Clark / sqrt(c)) and `canberra_normalised` (Canberra / c) are the per-label forms that published
+  Emotion6 results report (StyleEDL's code divides by the number of emotions), the only ones that
+  compare across six and seven emotions.
+- Both barely move on Emotion6, in either form: a target entry p_j = 0 with a positive prediction
+  q_j (a softmax's always is) contributes exactly q_j / q_j = 1 to Canberra and 1 to Clark's sum of
+  squares, whatever q_j is. About a third of Emotion6's target entries are 0, so about a third of
+  Canberra and of Clark's sum of squares is fixed before any prediction is made: Canberra / c stays
+  above about 1/3 and Clark / sqrt(c) above about sqrt(1/3) = 0.58 however good the model.
 - Balanced accuracy and macro-F1 come from scikit-learn.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-#: The six LDL measures, in the order Geng (2016) reports them.
-MEASURES: tuple[str, ...] = ("kl", "chebyshev", "clark", "canberra", "cosine", "intersection")
+#: Geng's (2016) six LDL measures in his order, then Clark and Canberra normalised per label.
+MEASURES: tuple[str, ...] = (
+    *("kl", "chebyshev", "clark", "canberra", "cosine", "intersection"),
+    *("clark_normalised", "canberra_normalised"),
+)
 #: The scores of a predicted class label alone (the argmax of a predicted distribution).
 CLASS_SCORES: tuple[str, ...] = ("acc", "balanced_acc", "macro_f1")
 #: Every score of a fold, in the order metrics.json and the tables report them.
 SCORES: tuple[str, ...] = (*CLASS_SCORES, *MEASURES)
+#: The scores for which higher is better; for the rest (KL and the distances) lower is better.
+HIGHER_IS_BETTER: tuple[str, ...] = (*CLASS_SCORES, "cosine", "intersection")
 
 
 def _pair(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,10 +50,13 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def distances(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """Each measure per image (shape (N,)), for true distributions `p` and predictions `q`."""
+    """Each measure per image (shape (N,)), for true distributions `p` and predictions `q`, in MEASURES order."""
     p, q = _pair(p, q)
     diff = np.abs(p - q)
     total = p + q
+    clark = np.sqrt((_ratio(diff, total) ** 2).sum(axis=1))
+    canberra = _ratio(diff, total).sum(axis=1)
+    emotions = p.shape[1]
     # 0 ln 0 = 0 (the ratio is taken as 1 there); p_j > 0 with q_j = 0 is a genuinely
     # infinite divergence, so it is left to come out as inf.
     with np.errstate(divide="ignore"):
@@ -45,10 +64,12 @@ def distances(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "kl": (p * log_ratio).sum(axis=1),
         "chebyshev": diff.max(axis=1),
-        "clark": np.sqrt((_ratio(diff, total) ** 2).sum(axis=1)),
-        "canberra": _ratio(diff, total).sum(axis=1),
+        "clark": clark,
+        "canberra": canberra,
         "cosine": (p * q).sum(axis=1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1)),
         "intersection": np.minimum(p, q).sum(axis=1),
+        "clark_normalised": clark / math.sqrt(emotions),
+        "canberra_normalised": canberra / emotions,
     }
 
 

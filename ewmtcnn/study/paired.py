@@ -1,21 +1,25 @@
-"""Paired tests of each arm against a baseline arm (`none`, no prior layer), on the same out-of-fold predictions.
+"""Paired comparisons of each arm with a baseline arm (`none`, no prior layer), on the same out-of-fold predictions.
 
 - The question is the public reimplementation's: does the emotion-wheel prior layer help?
 - Every arm predicts the same images under the same R repeats of k folds, so each difference is
-  paired: per (repeat, fold), the arm's mean score minus the baseline's on the same test images.
-- The test is the corrected resampled t-test (Nadeau & Bengio, 2003; `resampling.corrected_t`)
-  over these R x k paired fold means, not a test over images (Wilcoxon, McNemar).
+  paired: per (repeat, fold), the arm's fold score minus the baseline's on the same test images.
+- The test is the corrected resampled t-test (Nadeau & Bengio, 2003; `resampling`) over these
+  R x k paired fold differences, not a test over images (Wilcoxon, McNemar): it allows for what
+  image-level tests ignore, that the folds' training sets overlap, so their results are correlated,
+  and that the variation due to the training set counts too.
 - It tests the mean difference, which is what the table shows; the Wilcoxon signed-rank test
   tests the pseudo-median, which can have the other sign when a few images change a lot.
-- It allows for what image-level tests ignore: the folds' training sets overlap, so their results
-  are correlated, and the variation due to the training set counts too.
-- The median and the share of images that improve are shown beside the mean, untested, so that a
+- Each comparison has one interval, Bonferroni-simultaneous over the m arms of a table
+  (`protocol.level(m)`), and its label is read off it against the declared margin
+  (`protocol.MARGINS`): helps or hurts when it excludes 0, equivalent when it lies inside the
+  margin, inconclusive when neither. Its two p-values, adjusted, fall below ALPHA exactly when it says so.
+- The median and the share of images that improve are shown beside the mean KL, untested, so that a
   mean carried by a few images is visible.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -24,22 +28,27 @@ import pandas as pd
 
 from ewmtcnn import InputError
 from ewmtcnn.evaluation import metrics, predictions, report
-from ewmtcnn.evaluation.resampling import Corrected, corrected_t
+from ewmtcnn.evaluation.resampling import corrected_t, tost_p
+from ewmtcnn.study.protocol import MARGINS, level
 
-ALPHA = 0.05
 #: Whatever names an arm: the tests only need to tell the arms apart.
 Key = TypeVar("Key", bound=Hashable)
 #: What identifies one prediction of metrics/predictions.csv, and what must agree between arms.
 ROW_KEY = ["repeat", "image"]
 FOLD_KEY = ["repeat", "fold"]
+#: The labels of a comparison, read off its interval.
+HELPS, HURTS, EQUIVALENT, INCONCLUSIVE = "helps", "hurts", "equivalent", "inconclusive"
+#: Both at once: the interval excludes 0 but lies inside the margin.
+EQUIVALENT_DIFFERS = "equivalent (differs by less than the margin)"
 
 
 @dataclass(frozen=True)
 class Paired:
     """An arm minus the baseline on the same predictions.
 
-    - `kl`, `acc`: the corrected t over the per-(repeat, fold) differences of the mean KL (summed
-      over emotions, per image) and of the accuracy; their mean, 95% interval and two-sided p.
+    - `differences`: per tested score (protocol.MARGINS), the arm's fold score minus the baseline's,
+      per (repeat, fold) in that order.
+    - `test_train_ratio`: n_test / n_train of a fold, for the corrected t.
     - `kl_median`, `kl_improved`: the median per-image KL difference, and the share of images whose
       KL is lower under the arm; each image's difference is first averaged over the repeats.
     """
@@ -47,35 +56,40 @@ class Paired:
     images: int
     repeats: int
     folds: int
-    kl: Corrected
+    test_train_ratio: float
+    differences: Mapping[str, tuple[float, ...]]
     kl_median: float
     kl_improved: float
-    acc: Corrected
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One score of one arm against the baseline, as one of m comparisons of a table.
+
+    - `mean`, `low`, `high`: the mean fold difference and its corrected t interval at `level` = 1 - ALPHA/m.
+    - `p_differs`: the two-sided test of a zero difference, Bonferroni-adjusted (m p, capped at 1).
+    - `p_equivalent`: TOST against ±`margin`, the larger of its two one-sided p-values, Bonferroni-
+      adjusted as each one-sided test runs at ALPHA/(2m), the tail the interval leaves on each side
+      (2m p, capped at 1); stricter than the usual TOST at ALPHA/m, so that one interval gives both answers.
+    - `label`: read off the interval (`label`); each p is below ALPHA exactly when the interval says so.
+    """
+
+    mean: float
+    low: float
+    high: float
+    level: float
+    margin: float
+    p_differs: float
+    p_equivalent: float
+    label: str
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """`Paired`, with its p-values Holm-adjusted over all the arms compared with the same baseline."""
+    """`Paired`, with each tested score's comparison (`Assessment`), by score in protocol.MARGINS order."""
 
     paired: Paired
-    kl_p_holm: float
-    acc_p_holm: float
-
-    @property
-    def kl_verdict(self) -> str:
-        """What the KL difference says of the prior."""
-        return verdict(self.paired.kl.mean, self.kl_p_holm, lower_is_better=True)
-
-    @property
-    def acc_verdict(self) -> str:
-        """What the accuracy difference says of the prior."""
-        return verdict(self.paired.acc.mean, self.acc_p_holm, lower_is_better=False)
-
-
-def _correct(table: pd.DataFrame) -> np.ndarray:
-    """Per prediction: is the most probable predicted emotion the class label?"""
-    emotions = np.array(predictions.emotions(table))
-    return emotions[predictions.pred(table).argmax(axis=1)] == table["label"].to_numpy()
+    tests: Mapping[str, Assessment]
 
 
 def _kl(table: pd.DataFrame) -> np.ndarray:
@@ -112,12 +126,24 @@ def _aligned(baseline: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
     return variant
 
 
+def _fold_differences(baseline: pd.DataFrame, variant: pd.DataFrame) -> dict[str, tuple[float, ...]]:
+    """Per tested score, the variant's fold score minus the baseline's, per (repeat, fold) in that order.
+
+    - The fold scores are metrics.json's (`report.scores`), on the rows of each (repeat, fold).
+    """
+    folds = list(baseline.groupby(FOLD_KEY).indices.values())
+    if len(folds) < 2:
+        raise InputError("one (repeat, fold) only: a difference over one fold has no spread to test it by")
+    scores = [(report.scores(baseline.iloc[rows]), report.scores(variant.iloc[rows])) for rows in folds]
+    return {score: tuple(v[score] - b[score] for b, v in scores) for score in MARGINS}
+
+
 def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> Paired:
     """Variant minus baseline, both metrics/predictions.csv tables of the same images and folds.
 
     - A table has one row per repeat and image: `image, repeat, fold, label, true_<e>..., pred_<e>...`.
-    - Each (repeat, fold) gives one paired difference of the fold's mean score, as the fold scores
-      of metrics.json are means over a fold's images; the mean of these differences is the
+    - Each (repeat, fold) gives one paired difference of each tested fold score, as metrics.json
+      scores a fold; for a mean over images (KL, accuracy) the mean of these differences is the
       difference of the two arms' mean test scores.
     - KL counts `0 ln 0 = 0`.
     """
@@ -125,52 +151,59 @@ def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> Paired:
     kl = {name: _kl(table) for name, table in (("baseline", baseline), ("variant", variant))}
     if not all(np.isfinite(values).all() for values in kl.values()):
         raise InputError("a predicted probability of 0 where the true one is positive: KL is infinite")
-    differences = baseline[[*ROW_KEY, "fold"]].assign(
-        kl=kl["variant"] - kl["baseline"], acc=_correct(variant).astype(float) - _correct(baseline)
-    )
-    per_fold = differences.groupby(FOLD_KEY)[["kl", "acc"]].mean()
-    ratio = report.fold_size_ratio(differences)
-    per_image = differences.groupby("image")["kl"].mean()
+    differences = _fold_differences(baseline, variant)
+    per_image = baseline.assign(kl=kl["variant"] - kl["baseline"]).groupby("image")["kl"].mean()
     return Paired(
         images=len(per_image),
-        repeats=differences["repeat"].nunique(),
-        folds=differences["fold"].nunique(),
-        kl=corrected_t(per_fold["kl"].to_numpy(), ratio),
+        repeats=baseline["repeat"].nunique(),
+        folds=baseline["fold"].nunique(),
+        test_train_ratio=report.fold_size_ratio(baseline),
+        differences=differences,
         kl_median=float(per_image.median()),
         kl_improved=float((per_image < 0).mean()),
-        acc=corrected_t(per_fold["acc"].to_numpy(), ratio),
     )
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment (controls the family-wise error rate), in the input order.
+def label(low: float, high: float, margin: float, lower_is_better: bool) -> str:
+    """What an interval of a difference (arm - baseline) says of the arm, against the margin of equivalence.
 
-    - Written out: statsmodels, which has it, is not a dependency, and scipy has only
-      false-discovery-rate adjustments (`false_discovery_control`).
+    - Excludes 0: the arm helps or hurts, by the side of 0 it lies on and the score's direction.
+    - Inside (-margin, +margin): equivalent; both at once: equivalent, with the note that it differs.
+    - Neither: inconclusive.
     """
-    m = len(pvalues)
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, index in enumerate(sorted(range(m), key=lambda i: pvalues[i])):
-        running = max(running, min(1.0, (m - rank) * pvalues[index]))  # adjusted p never decreases
-        adjusted[index] = running
-    return adjusted
+    differs = low > 0 or high < 0
+    if -margin < low and high < margin:
+        return EQUIVALENT_DIFFERS if differs else EQUIVALENT
+    if differs:
+        return HELPS if (high < 0) == lower_is_better else HURTS
+    return INCONCLUSIVE
+
+
+def assess(paired: Paired, score: str, comparisons: int) -> Assessment:
+    """Score `score` of `paired` as one of `comparisons` (m) comparisons of a table, against its declared margin."""
+    values, ratio, margin = np.array(paired.differences[score]), paired.test_train_ratio, MARGINS[score]
+    simultaneous = level(comparisons)
+    interval = corrected_t(values, ratio, simultaneous)
+    return Assessment(
+        mean=interval.mean,
+        low=interval.low,
+        high=interval.high,
+        level=simultaneous,
+        margin=margin,
+        p_differs=min(1.0, comparisons * interval.p),
+        p_equivalent=min(1.0, 2 * comparisons * tost_p(values, ratio, margin)),
+        label=label(interval.low, interval.high, margin, score not in metrics.HIGHER_IS_BETTER),
+    )
 
 
 def compare(predictions: Mapping[Key, pd.DataFrame], baseline: Key) -> dict[Key, Comparison]:
-    """`paired` of every other arm of `predictions` against `baseline`, in their order, with Holm-adjusted p-values.
+    """`paired` of every other arm of `predictions` against `baseline`, in their order, each score assessed.
 
-    - Each measure (KL, accuracy) is one family of tests.
+    - Each score is one family: m is the number of arms compared with the baseline.
     """
     others = [arm for arm in predictions if arm != baseline]
     results = {arm: paired(predictions[baseline], predictions[arm]) for arm in others}
-    kl_holm = holm([results[arm].kl.p for arm in others])
-    acc_holm = holm([results[arm].acc.p for arm in others])
-    return {arm: Comparison(results[arm], kl_holm[i], acc_holm[i]) for i, arm in enumerate(others)}
-
-
-def verdict(diff: float, p_holm: float, lower_is_better: bool) -> str:
-    """What a difference (arm - baseline) means for the prior, at ALPHA on the adjusted p."""
-    if not p_holm < ALPHA:  # NaN too
-        return "no measurable difference"
-    return "helps" if (diff < 0) == lower_is_better else "hurts"
+    return {
+        arm: Comparison(result, {score: assess(result, score, len(others)) for score in MARGINS})
+        for arm, result in results.items()
+    }

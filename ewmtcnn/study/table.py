@@ -21,6 +21,7 @@ from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.study import chart, experiments, paired
 from ewmtcnn.study.design import ALL, ARMS, BASELINE, GRIDS, Arm, Grid, grids_named
 from ewmtcnn.study.paired import Comparison
+from ewmtcnn.study.protocol import ALPHA, MARGINS, level
 from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
 from ewmtcnn.study.table_columns import (
     Row,
@@ -29,12 +30,18 @@ from ewmtcnn.study.table_columns import (
     baseline_rows,
     comparison_columns,
     features_columns,
+    header,
     markdown,
     published_columns,
     reimplementation_columns,
 )
 
 INTERVALS = "95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
+#: What the published tables' Clark and Canberra are.
+NORMALISED = (
+    "Clark / √c and Canberra / c: per label over the c emotions, as the published figures are (Geng's sums, "
+    "in tables A, B and D, divided by √c and c)"
+)
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -94,13 +101,19 @@ def comparison_table(
     if first == BASELINE:
         table_rows += baseline_rows(rows.loc[first.label])
     varied = {param for arm in grid.arms for param, _ in arm.pinned}
+    m = len(compared)
+    margins = ", ".join(f"±{margin:g} {header(score)}" for score, margin in MARGINS.items())
     caption = (
         f"**Table {grid.name}: {grid.title}.** {setting(rows, pairs.images, varied)} Scores on the held-out folds: "
         f"mean over the {pairs.repeats} × {pairs.folds} folds [{INTERVALS}, which allow for the overlap of the "
-        f"training sets]. Δ: arm − {first.label} on the same test images, mean over the folds [95% interval]; p: "
-        f"the two-sided corrected resampled t-test of that mean, Holm-adjusted over the {len(compared)} arms per "
-        f"measure; helps / hurts at α = {paired.ALPHA} on the adjusted p. Median ΔKL and images improved: "
-        "per image, averaged over the repeats (not tested)."
+        f"training sets]. Δ: arm − {first.label} on the same test images, mean over the folds [the corrected "
+        f"resampled t interval at 1 − {ALPHA}/m = {100 * level(m):.3g}%, Bonferroni-simultaneous over the m = {m} "
+        f"arms of each measure]. Labels are read from that interval against the declared margins of equivalence "
+        f"({margins}): {paired.HELPS} / {paired.HURTS} when it excludes 0, {paired.EQUIVALENT} when it lies inside "
+        f"the margin, {paired.EQUIVALENT_DIFFERS} when both, {paired.INCONCLUSIVE} when neither. p differs: the "
+        "two-sided corrected t-test of Δ = 0, times m; p within ±margin: the larger p of the two one-sided tests "
+        f"of Δ beyond the margin (TOST), times 2m; each capped at 1, and below {ALPHA} exactly when the interval "
+        "says so. Median ΔKL and images improved: per image, averaged over the repeats (not tested)."
     )
     if first == BASELINE:
         caption += (
@@ -157,7 +170,7 @@ def published_table(grid: Grid, rows: pd.DataFrame) -> str:
     caption = (
         f"**Table {grid.name}: {grid.title}.** Ours: {_network(first)}; {_recipe(first)}; {_split(first)}; "
         f"scores on the held-out folds, mean [{INTERVALS}]. The published figures are each from one split, on "
-        "which StyleEDL also picked its epoch (its training log scores the test set every epoch)."
+        f"which StyleEDL also picked its epoch (its training log scores the test set every epoch). {NORMALISED}."
     )
     return markdown(caption, published_columns(), table_rows)
 
@@ -183,7 +196,8 @@ def features_table(grid: Grid, rows: pd.DataFrame) -> str:
         f"**Table {grid.name}: {grid.title}.** Emotion6, class label `{first['data.label']}`; the wheel prior "
         f"frozen after the FC layer, frozen ImageNet features (each backbone at its native input side); "
         f"{_recipe(first)}; {_split(first)}; scores on the held-out folds, mean [{INTERVALS}]. Published: "
-        "fine-tuned networks, one split each, seven emotions (StyleEDL picked its epoch on its test set)."
+        f"fine-tuned networks, one split each, seven emotions (StyleEDL picked its epoch on its test set). "
+        f"{NORMALISED}."
     )
     return markdown(caption, features_columns(), table_rows)
 

@@ -12,17 +12,24 @@ from typing import NamedTuple
 import pandas as pd
 
 from ewmtcnn.evaluation import metrics
-from ewmtcnn.evaluation.resampling import Corrected
 from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.study.design import Arm
-from ewmtcnn.study.paired import Comparison
+from ewmtcnn.study.paired import Assessment, Comparison
+from ewmtcnn.study.protocol import MARGINS
 from ewmtcnn.study.published import REIMPLEMENTATION_CLASSES, Published
 
 #: A score's figures: its `mean`, `ci_low` and `ci_high` (and `std`) over the held-out folds.
 Stats = Mapping[str, float]
 #: Decimals of a score's cells where the default 3 would hide the differences between arms.
 DIGITS: dict[str, int] = {"kl": 4}
-HEADERS: dict[str, str] = {"acc": "acc", "balanced_acc": "balanced acc", "macro_f1": "macro-F1", "kl": "KL"}
+HEADERS: dict[str, str] = {
+    "acc": "acc",
+    "balanced_acc": "balanced acc",
+    "macro_f1": "macro-F1",
+    "kl": "KL",
+    "clark_normalised": "Clark / √c",
+    "canberra_normalised": "Canberra / c",
+}
 #: The trivial baselines of metrics.json, as their rows are named.
 TRIVIAL: dict[str, str] = {"mean": "baseline: mean distribution", "majority": "baseline: majority class"}
 
@@ -75,9 +82,39 @@ def _compared(name: str, cell: Callable[[Comparison], str]) -> Column:
     return Column(name, lambda row: "-" if row.comparison is None else cell(row.comparison))
 
 
-def _difference(corrected: Corrected, digits: int) -> str:
-    """A signed difference and its interval."""
-    return _interval({"mean": corrected.mean, "ci_low": corrected.low, "ci_high": corrected.high}, digits, "+")
+def header(score: str) -> str:
+    """A score's name in a header."""
+    return HEADERS.get(score, score.capitalize())
+
+
+#: Beside KL's difference: how its per-image differences, averaged over the repeats, spread (not tested).
+KL_IMAGES: tuple[Column, ...] = (
+    _compared("median ΔKL", lambda c: f"{c.paired.kl_median:+.4f}"),
+    _compared("images improved (KL)", lambda c: f"{100 * c.paired.kl_improved:.1f}%"),
+)
+
+
+def _assessed(score: str, cell: Callable[[Assessment], str]) -> Callable[[Comparison], str]:
+    """A cell of one tested score's comparison."""
+    return lambda comparison: cell(comparison.tests[score])
+
+
+def _comparison(score: str) -> list[Column]:
+    """One tested score against `none`: the difference with its interval, then its two adjusted p-values.
+
+    - KL's median difference and share of images improved follow its difference.
+    """
+    digits = DIGITS.get(score, 3)
+    name = header(score)
+    difference = _assessed(
+        score, lambda a: _interval({"mean": a.mean, "ci_low": a.low, "ci_high": a.high}, digits, "+")
+    )
+    return [
+        _compared(f"Δ{name} vs none", difference),
+        *(KL_IMAGES if score == "kl" else ()),
+        _compared(f"p {name} differs", _assessed(score, lambda a: _p(a.p_differs))),
+        _compared(f"p {name} within ±{MARGINS[score]:g}", _assessed(score, lambda a: _p(a.p_equivalent))),
+    ]
 
 
 def _chosen(name: str) -> Column:
@@ -99,27 +136,22 @@ def _names() -> list[Column]:
 
 def _score(score: str, prefix: str = "") -> Column:
     """A held-out score: mean [interval]."""
-    header = prefix + HEADERS.get(score, score.capitalize())
-    return Column(header, lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
+    return Column(prefix + header(score), lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
 
 
 def comparison_columns(chosen: bool, pinned: bool = False) -> list[Column]:
-    """Tables A, B and D: every held-out score and the comparison with `none`.
+    """Tables A, B and D: every held-out score and the comparison with `none` of each tested score.
 
+    - The tested scores are those with a declared margin (protocol.MARGINS), in its order; a
+      label per tested score last.
     - With `pinned`, the arms' own pinned params; with `chosen`, the chosen hyperparameters.
     """
     return [
         *_names(),
         *([Column("params", lambda row: row.pinned)] if pinned else []),
         *(_score(score) for score in metrics.SCORES),
-        _compared("ΔKL vs none", lambda c: _difference(c.paired.kl, 4)),
-        _compared("median ΔKL", lambda c: f"{c.paired.kl_median:+.4f}"),
-        _compared("images improved (KL)", lambda c: f"{100 * c.paired.kl_improved:.1f}%"),
-        _compared("p KL (Holm)", lambda c: _p(c.kl_p_holm)),
-        _compared("Δacc vs none", lambda c: _difference(c.paired.acc, 3)),
-        _compared("p acc (Holm)", lambda c: _p(c.acc_p_holm)),
-        _compared("prior for KL", lambda c: c.kl_verdict),
-        _compared("prior for acc", lambda c: c.acc_verdict),
+        *(column for score in MARGINS for column in _comparison(score)),
+        *(_compared(f"prior for {header(score)}", _assessed(score, lambda a: a.label)) for score in MARGINS),
         *(_chosen(name) for name in HYPERPARAMETERS if chosen),
     ]
 
@@ -138,8 +170,12 @@ def reimplementation_columns() -> list[Column]:
     ]
 
 
-#: Table E's scores: those the published methods report, then the classification ones.
-PUBLISHED_SCORES: tuple[str, ...] = ("kl", "chebyshev", "cosine", "intersection", "acc", "balanced_acc")
+#: Tables E and F's scores: those the published methods report, then the classification ones. Clark
+#: and Canberra in their normalised form, the published one (metrics: Geng's sums grow with c).
+PUBLISHED_SCORES: tuple[str, ...] = (
+    *("kl", "chebyshev", "cosine", "intersection", "clark_normalised", "canberra_normalised"),
+    *("acc", "balanced_acc"),
+)
 
 
 def published_columns() -> list[Column]:

@@ -38,6 +38,7 @@ def test_repro_writes_metrics_predictions_and_plots(pipeline: Repo) -> None:
     root = pipeline.root
     summary = json.loads((root / paths.METRICS).read_text())
     scores = {"acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "clark", "canberra", "cosine", "intersection"}
+    scores |= {"clark_normalised", "canberra_normalised"}
     for part in ("test", "train"):
         assert set(summary[part]) == scores
         assert all(set(v) == {"mean", "std", "ci_low", "ci_high"} for v in summary[part].values())
@@ -73,7 +74,8 @@ def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> N
     summary = json.loads((pipeline.root / paths.METRICS).read_text())
     true = [c for c in predictions.columns if c.startswith("true_")]
     pred = [c for c in predictions.columns if c.startswith("pred_")]
-    per_fold: dict[str, list[float]] = {m: [] for m in ("acc", "kl", "chebyshev", "canberra", "cosine")}
+    measures = ("acc", "kl", "chebyshev", "canberra", "cosine", "canberra_normalised")
+    per_fold: dict[str, list[float]] = {m: [] for m in measures}
     for _, fold in predictions.groupby(["repeat", "fold"]):
         p, q = fold[true].to_numpy(), fold[pred].to_numpy()
         argmax = np.asarray([c.removeprefix("pred_") for c in pred])[q.argmax(axis=1)]
@@ -81,6 +83,7 @@ def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> N
         per_fold["kl"].append(float(rel_entr(p, q).sum(axis=1).mean()))
         per_fold["chebyshev"].append(float(np.mean([distance.chebyshev(a, b) for a, b in zip(p, q, strict=True)])))
         per_fold["canberra"].append(float(np.mean([distance.canberra(a, b) for a, b in zip(p, q, strict=True)])))
+        per_fold["canberra_normalised"].append(per_fold["canberra"][-1] / p.shape[1])
         per_fold["cosine"].append(float(np.mean([1 - distance.cosine(a, b) for a, b in zip(p, q, strict=True)])))
     for measure, values in per_fold.items():
         assert summary["test"][measure]["mean"] == pytest.approx(np.mean(values), rel=1e-9)

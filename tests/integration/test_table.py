@@ -16,12 +16,22 @@ import pytest
 from dvcrepo import Repo
 from ewmtcnn import InputError, cli
 from ewmtcnn.evaluation import metrics
-from ewmtcnn.evaluation.resampling import Corrected
 from ewmtcnn.study import table
 from ewmtcnn.study.design import BASELINE, GRIDS, Arm, Experiment, Grid
 from ewmtcnn.study.experiments import experiments as experiment_rows
 from ewmtcnn.study.experiments import grid_rows
-from ewmtcnn.study.paired import Comparison, Paired, compare
+from ewmtcnn.study.paired import (
+    EQUIVALENT,
+    EQUIVALENT_DIFFERS,
+    HELPS,
+    INCONCLUSIVE,
+    Assessment,
+    Comparison,
+    Paired,
+    assess,
+    compare,
+)
+from ewmtcnn.study.protocol import MARGINS
 from ewmtcnn.study.published import HELD_OUT
 from ewmtcnn.study.table import comparison_table, markers, reimplementation_table, replace_block
 from variants_project import build, read_show, table_command
@@ -67,6 +77,12 @@ def made_rows(params: dict[str, object], *experiments_: dict[str, float]) -> pd.
     return pd.DataFrame([{**params, **metrics} for metrics in experiments_], index=pd.Index(labels, name="variant"))
 
 
+def no_difference(repeats: int, folds: int) -> Comparison:
+    """The comparison of an arm that predicts as the baseline does, on 60 images."""
+    paired = Paired(60, repeats, folds, 0.25, dict.fromkeys(MARGINS, (0.0,) * (repeats * folds)), 0.0, 0.0)
+    return Comparison(paired, {score: assess(paired, score, 1) for score in MARGINS})
+
+
 def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two scores (the list cut short), two arms, the two trivial baselines, the chosen settings."""
     monkeypatch.setattr(metrics, "SCORES", ("acc", "kl"))
@@ -81,13 +97,7 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     other = {**figures("test", "acc", 0.5913, 0.5813, 0.6113), **figures("test", "kl", 0.47151, 0.46151, 0.49151)}
     rows = made_rows(PARAMS, none, other).rename(index={"other": ORIGINAL_FREEZE_DIRECT.label})
     paired = Paired(
-        images=1980,
-        repeats=3,
-        folds=5,
-        kl=Corrected(-0.04083, 0.01, -0.05526, -0.02640, 0.00004),
-        kl_median=-0.03112,
-        kl_improved=0.6237,
-        acc=Corrected(0.0101, 0.01, -0.0052, 0.0254, 0.092),
+        images=1980, repeats=3, folds=5, test_train_ratio=0.25, differences={}, kl_median=-0.03112, kl_improved=0.6237
     )
     chosen = {
         BASELINE: {
@@ -101,7 +111,13 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
             "weight_decay": {"median": 0.001, "min": 0.0001, "max": 0.01},
         },
     }
-    compared = {ORIGINAL_FREEZE_DIRECT: Comparison(paired, 0.00004, 0.092)}
+    assessed = {
+        "kl": Assessment(-0.04083, -0.05526, -0.02640, 0.95, 0.01, 0.00004, 1.0, HELPS),
+        "acc": Assessment(0.0101, -0.0052, 0.0254, 0.95, 0.02, 0.092, 0.6123, INCONCLUSIVE),
+        "balanced_acc": Assessment(0.0041, -0.0062, 0.0144, 0.95, 0.02, 0.45, 0.0124, EQUIVALENT),
+        "macro_f1": Assessment(0.0093, 0.0021, 0.0165, 0.95, 0.02, 0.021, 0.0344, EQUIVALENT_DIFFERS),
+    }
+    compared = {ORIGINAL_FREEZE_DIRECT: Comparison(paired, assessed)}
     text = comparison_table(grid, rows, compared, chosen)
     assert table_lines(text) == [
         [
@@ -113,11 +129,21 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
             "ΔKL vs none",
             "median ΔKL",
             "images improved (KL)",
-            "p KL (Holm)",
+            "p KL differs",
+            "p KL within ±0.01",
             "Δacc vs none",
-            "p acc (Holm)",
+            "p acc differs",
+            "p acc within ±0.02",
+            "Δbalanced acc vs none",
+            "p balanced acc differs",
+            "p balanced acc within ±0.02",
+            "Δmacro-F1 vs none",
+            "p macro-F1 differs",
+            "p macro-F1 within ±0.02",
             "prior for KL",
             "prior for acc",
+            "prior for balanced acc",
+            "prior for macro-F1",
             "epochs chosen",
             "lr_head chosen",
             "weight_decay chosen",
@@ -128,7 +154,7 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
             "-",
             "0.581 [0.571, 0.601]",
             "0.5123 [0.5023, 0.5323]",
-            *["-"] * 8,
+            *["-"] * 18,
             "7 [3–15]",
             "0.01 [0.003–0.03]",
             "0.0001 [0–0.01]",
@@ -143,16 +169,26 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
             "-0.0311",
             "62.4%",
             "< 0.001",
+            "1.000",
             "+0.010 [-0.005, +0.025]",
             "0.092",
+            "0.612",
+            "+0.004 [-0.006, +0.014]",
+            "0.450",
+            "0.012",
+            "+0.009 [+0.002, +0.017]",
+            "0.021",
+            "0.034",
             "helps",
-            "no measurable difference",
+            "inconclusive",
+            "equivalent",
+            "equivalent (differs by less than the margin)",
             "8.5 [4–20]",
             "0.03 [0.01–0.1]",
             "0.001 [0.0001–0.01]",
         ],
-        ["baseline: mean distribution", "-", "-", "0.303 [0.293, 0.323]", "0.6801 [0.6701, 0.7001]", *["-"] * 11],
-        ["baseline: majority class", "-", "-", "0.303 [0.293, 0.323]", *["-"] * 12],
+        ["baseline: mean distribution", "-", "-", "0.303 [0.293, 0.323]", "0.6801 [0.6701, 0.7001]", *["-"] * 21],
+        ["baseline: majority class", "-", "-", "0.303 [0.293, 0.323]", *["-"] * 22],
     ]
     caption = text.splitlines()[0]
     assert caption.startswith(
@@ -162,7 +198,13 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
         "20% of it; 3 repeats of 5-fold cross-validation (split seeds 0 to 2). Scores on the held-out folds: "
         "mean over the 3 × 5 folds [95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
     )
-    assert "Holm-adjusted over the 1 arms per measure" in caption
+    assert (
+        "Δ: arm − none on the same test images, mean over the folds [the corrected resampled t interval at "
+        "1 − 0.05/m = 95%, Bonferroni-simultaneous over the m = 1 arms of each measure]. Labels are read from that "
+        "interval against the declared margins of equivalence (±0.01 KL, ±0.02 acc, ±0.02 balanced acc, ±0.02 "
+        "macro-F1): helps / hurts when it excludes 0, equivalent when it lies inside the margin, equivalent (differs "
+        "by less than the margin) when both, inconclusive when neither."
+    ) in caption
     assert caption.endswith(
         "Chosen: median [min–max] over the 15 training folds of the settings picked on their inner validation split."
     )
@@ -175,11 +217,10 @@ def test_a_table_of_fixed_settings_says_them_and_has_no_chosen_columns() -> None
         **{k: v for s in metrics.SCORES for k, v in figures("baselines.mean", s, 0.5, 0.4, 0.6).items()},
     }
     rows = made_rows(params, scores, scores).rename(index={"other": ORIGINAL_FREEZE_DIRECT.label})
-    paired = Paired(60, 1, 5, Corrected(0.0, 0.0, 0.0, 0.0, 1.0), 0.0, 0.0, Corrected(0.0, 0.0, 0.0, 0.0, 1.0))
     grid = Grid("B", "fixed", (BASELINE, ORIGINAL_FREEZE_DIRECT), ())
-    text = comparison_table(grid, rows, {ORIGINAL_FREEZE_DIRECT: Comparison(paired, 1.0, 1.0)}, {})
+    text = comparison_table(grid, rows, {ORIGINAL_FREEZE_DIRECT: no_difference(1, 5)}, {})
     header = table_lines(text)[0]
-    assert header[-1] == "prior for acc" and not any("chosen" in name for name in header)
+    assert header[-1] == "prior for macro-F1" and not any("chosen" in name for name in header)
     assert (
         "Emotion6, 60 images, 7 emotions (neutral kept), class label `dominant`; efficientnet_lite0 (random init), "
         "frozen features, head trained; 20 epochs, lr_head 0.01, weight_decay 0.0005; 5-fold cross-validation "
@@ -205,10 +246,9 @@ def test_score_columns_come_from_one_list(monkeypatch: pytest.MonkeyPatch) -> No
         },
     }
     rows = made_rows({**PARAMS, "train.recipe": "fixed"}, none, none).rename(index={"other": "original freeze direct"})
-    paired = Paired(60, 3, 5, Corrected(0.0, 0.0, 0.0, 0.0, 1.0), 0.0, 0.0, Corrected(0.0, 0.0, 0.0, 0.0, 1.0))
     grid = Grid("B", "fixed", (BASELINE, ORIGINAL_FREEZE_DIRECT), ())
-    header, *lines = table_lines(comparison_table(grid, rows, {ORIGINAL_FREEZE_DIRECT: Comparison(paired, 1, 1)}, {}))
-    assert header[3:13] == [
+    header, *lines = table_lines(comparison_table(grid, rows, {ORIGINAL_FREEZE_DIRECT: no_difference(3, 5)}, {}))
+    assert header[3:15] == [
         "acc",
         "balanced acc",
         "macro-F1",
@@ -218,6 +258,8 @@ def test_score_columns_come_from_one_list(monkeypatch: pytest.MonkeyPatch) -> No
         "Canberra",
         "Cosine",
         "Intersection",
+        "Clark / √c",
+        "Canberra / c",
         "Euclidean",
     ]
     assert [len(line) for line in lines] == [len(header)] * 4
@@ -307,14 +349,17 @@ def test_features_table_by_hand() -> None:
     header, *lines = table_lines(table.features_table(grid, rows))
     assert header == [
         *("backbone", "layers", "views", "store px", "emotions"),
-        *("KL", "Chebyshev", "Cosine", "Intersection", "acc", "balanced acc"),
+        *("KL", "Chebyshev", "Cosine", "Intersection", "Clark / √c", "Canberra / c", "acc", "balanced acc"),
     ]
     assert lines[0][:2] == ["StyleEDL (ACM MM 2023), ResNet-50 fine-tuned, 448 px", "-"]
     assert lines[0][4:7] == ["7", "0.36", "0.22"]
+    # StyleEDL's Clark and Canberra, per label, beside our normalised forms; SSDL's are not set.
+    clark, canberra = header.index("Clark / √c"), header.index("Canberra / c")
+    assert [lines[0][clark], lines[0][canberra], lines[1][clark], lines[1][canberra]] == ["0.59", "0.47", "-", "-"]
     assert lines[-1] == [
         *("efficientnet_lite1", "stats", "centre + mirror", "256", "7"),
         "0.3901 [0.3801, 0.4001]",
-        *("-", "-", "-", "-"),
+        *("-",) * 6,
         "0.450 [0.440, 0.460]",
     ]
 
@@ -390,7 +435,9 @@ def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatc
             else:
                 c = compared[arm]
                 assert cell["median ΔKL"] == f"{c.paired.kl_median:+.4f}"
-                assert cell["prior for KL"] == c.kl_verdict and cell["prior for acc"] == c.acc_verdict
+                assert [cell[f"prior for {name}"] for name in ("KL", "acc", "balanced acc", "macro-F1")] == [
+                    c.tests[score].label for score in MARGINS
+                ]
             if grid.name == "A":
                 chosen = json.loads(committed(project, rows.at[arm.label, "rev"], "metrics/selection.json"))
                 epochs = chosen["epochs"]

@@ -24,7 +24,7 @@ from ewmtcnn.evaluation.metrics import (
 )
 from ewmtcnn.evaluation.resampling import summarise
 
-# One image worked out by hand: p has zeros, and p_3 = q_3 = 0 (a 0/0 term, counted as 0).
+# One image of c = 4 emotions worked out by hand: p has zeros, and p_3 = q_3 = 0 (a 0/0 term, counted as 0).
 P = np.array([[0.5, 0.5, 0.0, 0.0]])
 Q = np.array([[0.25, 0.5, 0.25, 0.0]])
 BY_HAND = {
@@ -36,6 +36,8 @@ BY_HAND = {
     # p.q = .125 + .25 = .375;  |p| = sqrt(.5);  |q| = sqrt(.0625 + .25 + .0625) = sqrt(.375)
     "cosine": 0.375 / (math.sqrt(0.5) * math.sqrt(0.375)),  # sqrt(3)/2
     "intersection": 0.25 + 0.5 + 0.0 + 0.0,  # 3/4
+    "clark_normalised": math.sqrt(10) / 3 / 2,  # Clark / sqrt(4)
+    "canberra_normalised": (4 / 3) / 4,  # Canberra / 4 = 1/3
 }
 
 
@@ -84,11 +86,57 @@ def test_against_scipy(seed: int, zeros: bool) -> None:
     np.testing.assert_allclose(got["kl"], entropy(p, q, axis=1), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got["chebyshev"], per_row(distance.chebyshev, p, q), rtol=1e-12)
     np.testing.assert_allclose(got["canberra"], per_row(distance.canberra, p, q), rtol=1e-12)
+    np.testing.assert_allclose(got["canberra_normalised"], per_row(distance.canberra, p, q) / 7, rtol=1e-12)
     np.testing.assert_allclose(got["cosine"], 1 - per_row(distance.cosine, p, q), rtol=1e-12)
     np.testing.assert_allclose(got["clark"], per_row(clark_loop, p, q), rtol=1e-12)
+    np.testing.assert_allclose(got["clark_normalised"], per_row(clark_loop, p, q) / math.sqrt(7), rtol=1e-12)
     # For two distributions, sum min(p, q) = 1 - L1(p, q) / 2.
     np.testing.assert_allclose(got["intersection"], 1 - per_row(distance.cityblock, p, q) / 2, rtol=1e-12)
     assert np.isfinite(np.stack(list(got.values()))).all()
+
+
+def test_measures_keep_gengs_order_and_append_the_normalised_forms() -> None:
+    assert MEASURES[:6] == ("kl", "chebyshev", "clark", "canberra", "cosine", "intersection")
+    assert MEASURES[6:] == ("clark_normalised", "canberra_normalised")
+
+
+def test_three_emotions_by_hand() -> None:
+    # p = (1, 0, 0), q = (1/2, 1/4, 1/4): |p - q| / (p + q) = (1/2) / (3/2) = 1/3, then 1 and 1.
+    got = distances(np.array([[1.0, 0.0, 0.0]]), np.array([[0.5, 0.25, 0.25]]))
+    assert got["canberra"][0] == pytest.approx(1 / 3 + 1 + 1, rel=1e-12)  # 7/3
+    assert got["clark"][0] == pytest.approx(math.sqrt(1 / 9 + 1 + 1), rel=1e-12)  # sqrt(19)/3
+    assert got["canberra_normalised"][0] == pytest.approx(7 / 9, rel=1e-12)  # 7/3 / 3
+    assert got["clark_normalised"][0] == pytest.approx(math.sqrt(19 / 27), rel=1e-12)  # sqrt(19)/3 / sqrt(3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_zero_target_entry_counts_one_whatever_the_prediction(seed: int) -> None:
+    """A target entry of 0 adds exactly 1 to Canberra and to Clark's sum of squares, for any positive prediction.
+
+    - Predictions that differ only where the target is 0 (both positive there) have the same Clark and Canberra.
+    """
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(7), 30)
+    zero = rng.random((30, 7)) < 1 / 3
+    zero[:, 0] = False  # every target keeps some mass
+    p[zero] = 0.0
+    p /= p.sum(axis=1, keepdims=True)
+    q = rng.dirichlet(np.ones(7), 30)  # positive everywhere
+    terms = np.abs(p - q) / (p + q)
+    np.testing.assert_array_equal(terms[zero], 1.0)
+    got = distances(p, q)
+    zeros = zero.sum(axis=1)
+    np.testing.assert_allclose(got["canberra"], zeros + np.where(zero, 0.0, terms).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got["clark"] ** 2, zeros + np.where(zero, 0.0, terms**2).sum(axis=1), rtol=1e-12)
+    # Move mass between the zero-target entries only, keeping them positive and their total: nothing changes.
+    weights = np.where(zero, rng.uniform(0.1, 10, zero.shape), 0.0)
+    share = np.divide(weights, weights.sum(axis=1, keepdims=True), out=np.zeros_like(weights), where=zero)
+    other = np.where(zero, share * np.where(zero, q, 0.0).sum(axis=1, keepdims=True), q)
+    assert (other > 0).all() and not np.allclose(other, q)
+    np.testing.assert_allclose(other.sum(axis=1), 1.0, rtol=1e-12)
+    moved = distances(p, other)
+    for name in ("clark", "canberra", "clark_normalised", "canberra_normalised"):
+        np.testing.assert_array_equal(moved[name], got[name], err_msg=name)
 
 
 def test_kl_is_infinite_where_q_misses_mass() -> None:
@@ -99,7 +147,7 @@ def test_kl_is_infinite_where_q_misses_mass() -> None:
 def test_identical_distributions() -> None:
     p, _ = random_pairs(3, zeros=True)
     got = distances(p, p.copy())
-    for name in ("kl", "chebyshev", "clark", "canberra"):
+    for name in ("kl", "chebyshev", "clark", "canberra", "clark_normalised", "canberra_normalised"):
         np.testing.assert_array_equal(got[name], 0.0, err_msg=name)
     np.testing.assert_allclose(got["cosine"], 1.0, rtol=1e-12)
     np.testing.assert_allclose(got["intersection"], 1.0, rtol=1e-12)
