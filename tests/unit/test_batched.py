@@ -41,6 +41,7 @@ def single(problem, train_idx, prior, freeze, lr, wd, epochs, seed=3, init_seed=
         weight_decay=wd,
         lam=OPT.lam,
         seed=seed,
+        pca=0,
     )
     for _ in train_epochs(model, CachedFeatures(features), targets, classes, train_idx, settings):
         pass

@@ -88,6 +88,7 @@ TRAIN = Train(
     weight_decay=5e-4,
     lam=0.7,
     seed=0,
+    pca=0,
 )
 
 
