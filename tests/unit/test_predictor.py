@@ -30,23 +30,11 @@ from ewmtcnn.model.wheel import prior_matrix
 from ewmtcnn.predict import predictor, provenance
 from support import REPO, jpeg_bytes
 
-#: The README's example, run as it is written there (the model and photo.jpg in the current folder).
-README_EXAMPLE = """
-import numpy as np
-from PIL import Image
 
-from ewmtcnn import Predictor
-
-predictor = Predictor.load("data/final/model.pt")  # device="auto": CUDA when torch sees a GPU, else the CPU
-print(predictor.model.params["prior.init"], predictor.model.sha256[:12], predictor.model.commit[:12])
-
-photo = Image.open("photo.jpg")
-predictions = predictor.predict(["photo.jpg", photo, np.asarray(photo)])  # a path, a PIL image, an RGB array
-for prediction in predictions:
-    print(prediction.image, prediction.dominant, round(prediction.distribution["joy"], 2))
-print(predictions.outputs)  # ('anger', 'disgust', 'fear', 'joy', 'sadness', 'surprise'): the columns of
-print(predictions.array.shape)  # (3, 6): a row per image
-"""
+def readme_example() -> str:
+    """The README's Python example, as it is written there: the python block under its `From Python` heading."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return text.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def final_model(outputs: tuple[str, ...] = EMOTIONS, init: str = "original") -> FinalModel:
@@ -239,7 +227,7 @@ def test_the_readme_example_runs(model: Path, tmp_path: Path, monkeypatch: pytes
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     with redirect_stdout(io.StringIO()) as out:
-        exec(README_EXAMPLE, namespace)
+        exec(readme_example(), namespace)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("original ") and lines[0].endswith(" unknown")  # tmp_path is in no git repository
     assert [line.rsplit(maxsplit=2)[0] for line in lines[1:4]] == ["photo.jpg", "<image 1>", "<image 2>"]
