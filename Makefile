@@ -11,7 +11,7 @@ ifdef EMOTION6
 export EMOTION6 := $(abspath $(EMOTION6))
 endif
 
-.PHONY: install repro test test-fast lint bench table features-table lock cluster
+.PHONY: install repro test test-fast lint bench table features-table audit lock cluster
 
 install: $(VENV)/.installed
 
@@ -72,6 +72,15 @@ endif
 features-table: install
 	$(BIN)/python -m ewmtcnn.study.queue --tables F --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.study.table --tables F
+
+# Every figure of the compared tables (A, B and D) recomputed from the experiments' predictions by a
+# script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any mismatch. Run it
+# after `make table`, before committing: it reads the experiments of the current commit, or those of
+# AUDIT_REV=<commit>. RESULTS: the file that holds the tables.
+RESULTS ?= README.md
+AUDIT_REV ?=
+audit: install
+	$(BIN)/python audit/recompute.py $(RESULTS) $(if $(AUDIT_REV),--rev $(AUDIT_REV))
 
 bench: install
 	$(BIN)/python benchmarks/loading.py

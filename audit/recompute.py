@@ -1,0 +1,1000 @@
+"""`python audit/recompute.py [FILE] [--rev REV]`: recompute the compared results tables' figures, without ewmtcnn.
+
+The tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of FILE (README.md by default)
+that compare arms with a baseline (those with Δ columns) are read back cell by cell. Each arm row is matched, by
+its init, freeze, head and params cells and by the setting that its caption states, to the newest finished DVC
+experiment of the commit (`dvc exp show --json`, of the current commit or of --rev), whose metrics/predictions.csv
+is read from the experiment's commit: from git, or from the DVC cache when the commit does not track it, and in
+either case only once its bytes have the md5 that the commit's dvc.lock records. From those predictions alone,
+with numpy, pandas, scipy and scikit-learn, and with the error rate and the margins of equivalence that
+docs/protocol.md declares, it re-derives each (repeat, fold)'s scores (KL(target || prediction) with 0 ln 0 = 0,
+Geng's other measures, and the accuracy, balanced accuracy and macro-F1 of the most probable emotion against the
+class label), each arm's mean and corrected interval, the two trivial baselines, the per-fold paired differences
+with the table's first arm, their corrected resampled t (Nadeau & Bengio, 2003: variance factor 1/J +
+n_test/n_train with J = repeats x folds, J - 1 degrees of freedom) at the Bonferroni-simultaneous level 1 - alpha/m,
+both adjusted p-values, the labels read off the intervals, the per-image KL summaries, and the caption's counts.
+It prints every figure that the recomputation does not round to, everything it could not check, and a one-line
+summary; it exits with 1 when there is any, 0 otherwise. The chosen hyperparameters (metrics/selection.json, not
+the predictions) are not checked, nor are the tables without Δ columns. Run it from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import special, stats
+from sklearn.dummy import DummyClassifier
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+#: The out-of-fold predictions of an experiment, and the metrics file a finished one has.
+PREDICTIONS = "metrics/predictions.csv"
+METRICS = "metrics/metrics.json"
+TRUE, PRED = "true_", "pred_"
+#: docs/protocol.md's names of the tested measures, as the scores are called here.
+PROTOCOL_MEASURES: dict[str, str] = {
+    "KL": "kl",
+    "accuracy": "acc",
+    "balanced accuracy": "balanced_acc",
+    "macro-F1": "macro_f1",
+}
+#: The tables' headers of the scores.
+SCORE_HEADERS: dict[str, str] = {
+    "acc": "acc",
+    "balanced acc": "balanced_acc",
+    "macro-F1": "macro_f1",
+    "KL": "kl",
+    "Chebyshev": "chebyshev",
+    "Clark": "clark",
+    "Canberra": "canberra",
+    "Cosine": "cosine",
+    "Intersection": "intersection",
+    "Clark / √c": "clark_normalised",
+    "Canberra / c": "canberra_normalised",
+}
+CLASS_SCORES: tuple[str, ...] = ("acc", "balanced_acc", "macro_f1")
+#: The scores for which higher is better (the classification ones, cosine and intersection).
+HIGHER_IS_BETTER: frozenset[str] = frozenset({*CLASS_SCORES, "cosine", "intersection"})
+#: The labels of docs/protocol.md, read off an interval.
+HELPS, HURTS, EQUIVALENT, INCONCLUSIVE = "helps", "hurts", "equivalent", "inconclusive"
+EQUIVALENT_DIFFERS = "equivalent (differs by less than the margin)"
+#: The trivial baselines' rows: what each predicts, learned from a fold's training images.
+MEAN_ROW, MAJORITY_ROW = "baseline: mean distribution", "baseline: majority class"
+#: How far a recomputed figure may lie outside the range of the printed one: float and CSV rounding.
+TOLERANCE = 1e-9
+#: What the audit does with each kind of column.
+NAMES, SCORE, DELTA, MEDIAN, IMPROVED, P_DIFFERS, P_WITHIN, LABEL, CHOSEN = (
+    "names",
+    "score",
+    "delta",
+    "median",
+    "improved",
+    "p differs",
+    "p within",
+    "label",
+    "chosen",
+)
+
+
+class AuditError(Exception):
+    """What stops the audit of a table, a row or the whole file, said in one line."""
+
+
+# --- The protocol -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The declared protocol of the comparisons, as docs/protocol.md writes it.
+
+    - `alpha`: the family-wise error rate of one table's comparisons of one measure.
+    - `margins`: per tested score, the margin of practical equivalence of a difference.
+    """
+
+    alpha: float
+    margins: dict[str, float]
+
+
+def read_protocol(text: str) -> Protocol:
+    """The error rate (`alpha = ...`) and the margins (the `| measure | ±margin | why |` rows) of docs/protocol.md.
+
+    - A measure the audit does not know, or a file without both, is refused.
+    """
+    alpha = re.search(r"\balpha = (\d*\.\d+)", text)
+    margins: dict[str, float] = {}
+    for name, margin in re.findall(r"^\| ([^|]+?) \| ±(\d*\.?\d+) \|", text, re.MULTILINE):
+        if name not in PROTOCOL_MEASURES:
+            raise AuditError(f"the protocol declares a margin for {name!r}, a measure this audit does not know")
+        margins[PROTOCOL_MEASURES[name]] = float(margin)
+    if alpha is None or not margins:
+        raise AuditError("the protocol states no `alpha = ...` or no `| measure | ±margin |` rows")
+    return Protocol(float(alpha.group(1)), margins)
+
+
+# --- The markdown tables ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """One table between its markers: its name, caption, header and rows of cells."""
+
+    name: str
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+BLOCK = re.compile(
+    r"^<!-- table-(?P<name>[^:\s]+):start -->\n(?P<body>.*?)^<!-- table-(?P=name):end -->", re.MULTILINE | re.DOTALL
+)
+
+
+def cells(line: str) -> list[str]:
+    """The cells of one markdown table line."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def blocks(text: str) -> list[Block]:
+    """Every table between a `<!-- table-X:start -->` line and its `<!-- table-X:end -->` line, in order.
+
+    - The caption is the text before the table; the separator line (`|---|...`) is left out.
+    - A row with another number of cells than the header is refused.
+    """
+    found: list[Block] = []
+    for match in BLOCK.finditer(text):
+        lines = match.group("body").splitlines()
+        table = [cells(line) for line in lines if line.startswith("|") and not re.fullmatch(r"\|(-+\|)+", line)]
+        caption = " ".join(line for line in lines if line.strip() and not line.startswith("|"))
+        if not table:
+            found.append(Block(match.group("name"), caption, [], []))
+            continue
+        header, rows = table[0], table[1:]
+        for row in rows:
+            if len(row) != len(header):
+                raise AuditError(f"table {match.group('name')}: a row of {len(row)} cells under {len(header)} headers")
+        found.append(Block(match.group("name"), caption, header, rows))
+    return found
+
+
+@dataclass(frozen=True)
+class Column:
+    """What a column of a compared table shows: its kind, its score, and the margin its header prints."""
+
+    kind: str
+    score: str = ""
+    margin: str = ""
+
+
+def column(name: str) -> Column | None:
+    """What a header names, or None for a header the audit does not know."""
+    if name in ("init", "freeze", "head", "params"):
+        return Column(NAMES)
+    if name in SCORE_HEADERS:
+        return Column(SCORE, SCORE_HEADERS[name])
+    if name == "median ΔKL":
+        return Column(MEDIAN, "kl")
+    if name == "images improved (KL)":
+        return Column(IMPROVED, "kl")
+    if name.endswith(" chosen"):
+        return Column(CHOSEN)
+    patterns = (
+        (DELTA, r"Δ(?P<score>.+) vs .+"),
+        (P_DIFFERS, r"p (?P<score>.+) differs"),
+        (P_WITHIN, r"p (?P<score>.+) within ±(?P<margin>\S+)"),
+        (LABEL, r"prior for (?P<score>.+)"),
+    )
+    for kind, pattern in patterns:
+        match = re.fullmatch(pattern, name)
+        if match and match.group("score") in SCORE_HEADERS:
+            return Column(kind, SCORE_HEADERS[match.group("score")], match.groupdict().get("margin") or "")
+    return None
+
+
+def compares(block: Block) -> bool:
+    """Whether a table compares arms with a baseline: whether it has Δ columns."""
+    return any(kind is not None and kind.kind == DELTA for kind in map(column, block.header))
+
+
+# --- Scores -------------------------------------------------------------------------------------------------
+
+
+def emotions(table: pd.DataFrame) -> list[str]:
+    """The emotions of a predictions table, in the order of its `pred_` columns."""
+    return [name.removeprefix(PRED) for name in table.columns if name.startswith(PRED)]
+
+
+def distributions(table: pd.DataFrame, prefix: str) -> np.ndarray:
+    """The `true_` or `pred_` distributions of a predictions table, (N, c), in the order of its emotions."""
+    return table[[f"{prefix}{emotion}" for emotion in emotions(table)]].to_numpy(dtype=np.float64)
+
+
+def classes(table: pd.DataFrame) -> np.ndarray:
+    """Each row's class label as the index of its emotion among the table's."""
+    return table["label"].map({emotion: k for k, emotion in enumerate(emotions(table))}).to_numpy()
+
+
+def ldl_measures(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image, Geng's (2016) measures of the prediction `q` against the target `p`, both (N, c).
+
+    - KL(p || q) sums p_j ln(p_j / q_j) over the emotions, with 0 ln 0 = 0 (scipy's rel_entr).
+    - Clark and Canberra skip the emotions with p_j + q_j = 0; their normalised forms divide by sqrt(c) and c.
+    """
+    difference, total = np.abs(p - q), p + q
+    ratio = np.divide(difference, total, out=np.zeros_like(difference), where=total > 0)
+    clark, canberra, count = np.sqrt((ratio**2).sum(axis=1)), ratio.sum(axis=1), p.shape[1]
+    return {
+        "kl": special.rel_entr(p, q).sum(axis=1),
+        "chebyshev": difference.max(axis=1),
+        "clark": clark,
+        "canberra": canberra,
+        "cosine": (p * q).sum(axis=1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(q, axis=1)),
+        "intersection": np.minimum(p, q).sum(axis=1),
+        "clark_normalised": clark / math.sqrt(count),
+        "canberra_normalised": canberra / count,
+    }
+
+
+def class_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro-F1 of the `predicted` class indices against the class `labels`.
+
+    - Balanced accuracy and macro-F1 average over the classes present among `labels`: scikit-learn's
+      balanced accuracy does so by itself, its macro-F1 is told those classes. docs/protocol.md does not
+      say which classes; a class absent from a fold has no recall, and ewmtcnn documents the same choice.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = balanced_accuracy_score(labels, predicted)
+    present = np.unique(labels)
+    return {
+        "acc": float(np.mean(labels == predicted)),
+        "balanced_acc": float(balanced),
+        "macro_f1": float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0)),
+    }
+
+
+def scores(table: pd.DataFrame, q: np.ndarray | None = None) -> dict[str, float]:
+    """Every score of one fold's predictions table: the class scores of the argmax, the mean of each LDL measure.
+
+    - `q`: another prediction (N, c) of the table's images than its `pred_` columns.
+    """
+    q = distributions(table, PRED) if q is None else q
+    result = class_scores(classes(table), q.argmax(axis=1))
+    result.update({name: float(values.mean()) for name, values in ldl_measures(distributions(table, TRUE), q).items()})
+    return result
+
+
+def fold_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Each (repeat, fold)'s scores of an arm, one row each, indexed by (repeat, fold) in order."""
+    return pd.DataFrame({key: scores(rows) for key, rows in table.groupby(["repeat", "fold"])}).T.sort_index()
+
+
+def baseline_fold_scores(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The trivial baselines' scores per (repeat, fold), each learned from the repeat's other folds.
+
+    - The mean distribution: the training images' mean target for every test image (every score).
+    - The majority class: the training images' most common class label (scikit-learn's most_frequent;
+      ties to the emotion listed first), the classification scores only.
+    """
+    mean: dict[tuple[int, int], dict[str, float]] = {}
+    majority: dict[tuple[int, int], dict[str, float]] = {}
+    for (repeat, fold), test in table.groupby(["repeat", "fold"]):
+        train = table[(table["repeat"] == repeat) & (table["fold"] != fold)]
+        q = np.tile(distributions(train, TRUE).mean(axis=0), (len(test), 1))
+        mean[(repeat, fold)] = scores(test, q)
+        dummy = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(train), 1)), classes(train))
+        majority[(repeat, fold)] = class_scores(classes(test), dummy.predict(np.zeros((len(test), 1))))
+    return {MEAN_ROW: pd.DataFrame(mean).T.sort_index(), MAJORITY_ROW: pd.DataFrame(majority).T.sort_index()}
+
+
+def image_kl(table: pd.DataFrame) -> np.ndarray:
+    """Per row of a predictions table, its KL(target || prediction)."""
+    return special.rel_entr(distributions(table, TRUE), distributions(table, PRED)).sum(axis=1)
+
+
+# --- The corrected resampled t ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """The corrected resampled t of J fold values (Nadeau & Bengio, 2003): their mean, its standard error, J - 1.
+
+    - The standard error is sqrt((1/J + n_test/n_train) s^2), s^2 the values' sample variance.
+    - With s = 0, the interval is the mean, and each test rejects exactly when the mean lies strictly
+      beyond its null value: the limits of the tests as s falls to 0.
+    """
+
+    mean: float
+    se: float
+    dof: int
+
+    def interval(self, level: float) -> tuple[float, float]:
+        """The two-sided interval at `level`: the mean ± the Student t quantile at (1 + level)/2 times the error."""
+        half = float(stats.t.ppf((1 + level) / 2, self.dof)) * self.se
+        return self.mean - half, self.mean + half
+
+    def p_two_sided(self) -> float:
+        """The p of the two-sided test of a zero mean."""
+        if self.se == 0:
+            return 1.0 if self.mean == 0 else 0.0
+        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.dof))
+
+    def p_above(self, bound: float) -> float:
+        """The p of the one-sided test of mean <= `bound` against mean > `bound`."""
+        if self.se == 0:
+            return 0.0 if self.mean > bound else 1.0
+        return float(stats.t.sf((self.mean - bound) / self.se, self.dof))
+
+    def p_below(self, bound: float) -> float:
+        """The p of the one-sided test of mean >= `bound` against mean < `bound`."""
+        if self.se == 0:
+            return 0.0 if self.mean < bound else 1.0
+        return float(stats.t.sf((bound - self.mean) / self.se, self.dof))
+
+
+def corrected(values: Sequence[float] | np.ndarray, test_train_ratio: float) -> Corrected:
+    """The corrected resampled t of the J >= 2 fold `values`, whose folds test n_test/n_train = `test_train_ratio`."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2 or not np.isfinite(values).all():
+        raise AuditError(f"need at least two finite fold values; found {values}")
+    j = len(values)
+    return Corrected(float(values.mean()), math.sqrt((1 / j + test_train_ratio) * values.var(ddof=1)), j - 1)
+
+
+def label(low: float, high: float, margin: float, higher_is_better: bool) -> str:
+    """What docs/protocol.md reads off an interval of arm - baseline against ±`margin`."""
+    inside, excludes = -margin < low and high < margin, low > 0 or high < 0
+    if inside:
+        return EQUIVALENT_DIFFERS if excludes else EQUIVALENT
+    if excludes:
+        return HELPS if (low > 0) == higher_is_better else HURTS
+    return INCONCLUSIVE
+
+
+# --- Experiments and their predictions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished DVC experiment: its name, commit, time and params (`section.key`, lists as tuples)."""
+
+    name: str
+    rev: str
+    timestamp: datetime
+    params: dict[str, Any]
+
+
+def flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as `section.key` entries, lists as tuples."""
+    entries: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            entries.update(flat(value, f"{prefix}{key}."))
+        else:
+            entries[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return entries
+
+
+def finished(show: list[dict[str, Any]]) -> list[Run]:
+    """The experiments of `dvc exp show --json` that finished: no error, a successful executor, params and metrics."""
+    found: list[Run] = []
+    for baseline in show:
+        for experiment in baseline.get("experiments") or []:
+            if (experiment.get("executor") or {}).get("state") not in (None, "success"):
+                continue
+            for rev in experiment.get("revs") or []:
+                data = rev.get("data") or {}
+                params = (data.get("params") or {}).get("params.yaml") or {}
+                metrics = (data.get("metrics") or {}).get(METRICS) or {}
+                if (
+                    any(entry.get("error") for entry in (rev, params, metrics))
+                    or not metrics
+                    or not data.get("timestamp")
+                ):
+                    continue
+                name = rev.get("name") or experiment.get("name") or rev["rev"][:7]
+                when = datetime.fromisoformat(data["timestamp"])
+                found.append(Run(name, rev["rev"], when, flat(params.get("data") or {})))
+    return found
+
+
+@dataclass
+class Repository:
+    """The git and DVC repository of the experiments: the current folder, its git and the venv's DVC.
+
+    - `cache`: the DVC cache; None asks `dvc cache dir` the first time an output is not in git.
+    """
+
+    root: Path
+    cache: Path | None = None
+
+    def run(self, *command: str) -> bytes:
+        """The stdout of `command`, run in the repository; its failure is an AuditError with its last line."""
+        result = subprocess.run(list(command), cwd=self.root, check=False, capture_output=True)
+        if result.returncode != 0:
+            lines = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
+            raise AuditError(f"`{' '.join(command)}` failed: {lines[-1] if lines else f'exit {result.returncode}'}")
+        return result.stdout
+
+    def dvc(self, *args: str) -> bytes:
+        """The stdout of this interpreter's DVC."""
+        return self.run(sys.executable, "-m", "dvc", *args)
+
+    def show(self, rev: str | None) -> list[dict[str, Any]]:
+        """`dvc exp show --json` of the current commit, or of commit `rev`."""
+        show = json.loads(self.dvc("exp", "show", "--json", *(["--rev", rev] if rev else [])))
+        if not isinstance(show, list):
+            raise AuditError(f"`dvc exp show --json` gave a {type(show).__name__}, not a list of commits")
+        return show
+
+    def read(self, rev: str, path: str) -> bytes:
+        """Output `path` of the stage that commit `rev`'s dvc.lock records, with the md5 recorded there.
+
+        - From the commit when git tracks it (an output with `cache: false`), else from the DVC cache
+          (files/md5/<2 digits>/<30 digits>, DVC 3's layout).
+        """
+        try:
+            lock = yaml.safe_load(self.run("git", "show", f"{rev}:dvc.lock")) or {}
+        except yaml.YAMLError as e:
+            raise AuditError(f"the dvc.lock of {rev[:7]} is not YAML ({e})") from None
+        recorded = {
+            out.get("path"): out.get("md5")
+            for stage in (lock.get("stages") or {}).values()
+            for out in stage.get("outs") or []
+        }
+        md5 = recorded.get(path)
+        if not md5:
+            raise AuditError(f"the dvc.lock of {rev[:7]} records no md5 of {path}")
+        try:
+            data = self.run("git", "show", f"{rev}:{path}")
+        except AuditError:
+            if self.cache is None:
+                self.cache = Path(self.dvc("cache", "dir").decode().strip())
+            try:
+                data = (self.cache / "files" / "md5" / md5[:2] / md5[2:]).read_bytes()
+            except OSError as e:
+                raise AuditError(f"{path} of {rev[:7]} is neither in git nor in the DVC cache ({e.strerror})") from None
+        if hashlib.md5(data).hexdigest() != md5:
+            raise AuditError(f"{path} of {rev[:7]} does not have the md5 {md5} that its dvc.lock records")
+        return data
+
+
+def structure_problem(table: pd.DataFrame) -> str | None:
+    """What keeps a predictions table from being repeated k-fold out-of-fold predictions, or None.
+
+    - One row per (repeat, image), the same images in every repeat, the same number of folds in every
+      repeat, a class label among the emotions, and the same emotions for the targets and the predictions.
+    """
+    missing = [name for name in ("image", "repeat", "fold", "label") if name not in table]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    if not emotions(table) or sorted(emotions(table)) != sorted(
+        name.removeprefix(TRUE) for name in table.columns if name.startswith(TRUE)
+    ):
+        return "not the same emotions in its true_ and pred_ columns"
+    if table.duplicated(["repeat", "image"]).any():
+        return "an image twice in a repeat"
+    images = table.groupby("repeat")["image"].apply(frozenset)
+    if images.nunique() != 1:
+        return "not the same images in every repeat"
+    if table.groupby("repeat")["fold"].nunique().nunique() != 1 or table["fold"].nunique() < 2:
+        return "not the same number (at least 2) of folds in every repeat"
+    if not table["label"].isin(emotions(table)).all():
+        return "a class label that is none of its emotions"
+    if not (np.isfinite(distributions(table, TRUE)).all() and np.isfinite(distributions(table, PRED)).all()):
+        return "a distribution entry that is not a finite number"
+    return None
+
+
+def paired(baseline: pd.DataFrame, arm: pd.DataFrame) -> pd.DataFrame:
+    """`arm`'s rows in the order of `baseline`'s (repeat, image), once the two are known to be paired.
+
+    - Paired: the same emotions, images and repeats, and each image in the same fold, with the same class
+      label and target; otherwise an AuditError says what differs.
+    """
+    if emotions(arm) != emotions(baseline):
+        raise AuditError("not paired with the first arm: other emotions")
+    keys = [set(zip(table["repeat"], table["image"], strict=True)) for table in (baseline, arm)]
+    if keys[0] != keys[1]:
+        raise AuditError("not paired with the first arm: other images or repeats")
+    arm = arm.set_index(["repeat", "image"]).loc[pd.MultiIndex.from_frame(baseline[["repeat", "image"]])].reset_index()
+    for name in ("fold", "label"):
+        if not (arm[name].to_numpy() == baseline[name].to_numpy()).all():
+            raise AuditError(f"not paired with the first arm: another {name} of some images")
+    if not np.allclose(distributions(arm, TRUE), distributions(baseline, TRUE), rtol=0, atol=TOLERANCE):
+        raise AuditError("not paired with the first arm: other targets of some images")
+    return arm
+
+
+# --- What a caption states ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A param as a caption or a row states it: its name, what is printed, and whether a run's value is that."""
+
+    param: str
+    printed: str
+    test: Callable[[Any], bool]
+
+
+def same(value: Any, printed: str) -> bool:
+    """Whether a param's `value` is what a table prints: numbers by value, booleans and lists as Python prints them."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(printed) == float(value)
+        except ValueError:
+            return False
+    return str(value) == printed
+
+
+def equal(param: str, printed: str) -> Wanted:
+    """The param `param` printed as `printed`."""
+    return Wanted(param, printed, lambda value: same(value, printed))
+
+
+SETTING = re.compile(
+    r"Emotion6, (?P<images>\d+) images, (?P<emotions>\d+) emotions \(neutral (?P<neutral>dropped|kept)\), "
+    r"class label `(?P<label>[^`]+)`; (?P<backbone>[^;]+?) \((?P<weights>ImageNet weights|random init)\), "
+    r"(?P<training>fine-tuned end to end|frozen features, head trained); (?P<recipe>[^;]+); (?P<split>[^;]+?)\. "
+)
+SELECTED = re.compile(
+    r"epochs \(early stopping on KL, at most (?P<epochs>\d+)\), lr_head and weight_decay chosen per training fold "
+    r"on a stratified inner validation split of (?P<share>\d+)% of it"
+)
+FIXED = re.compile(r"(?P<epochs>.+?) epochs, lr_head (?P<lr_head>.+?), weight_decay (?P<weight_decay>.+)")
+REPEATED = re.compile(
+    r"(?P<repeats>\d+) repeats of (?P<folds>\d+)-fold cross-validation \(split seeds (?P<seed>\d+) to \d+\)"
+)
+SINGLE = re.compile(r"(?P<folds>\d+)-fold cross-validation \(split seed (?P<seed>\d+)\)")
+#: Where a row's values stand instead of the caption's.
+AS_IN_EACH_ROW = "as in each row"
+
+
+def setting(caption: str) -> tuple[list[Wanted], re.Match[str]]:
+    """The params that a compared table's caption states all its rows share, and the match of its setting sentence."""
+    match = SETTING.search(caption)
+    if match is None:
+        raise AuditError(
+            "its caption states no setting (`Emotion6, N images, ...; ...; ...; ....`) to find its runs by"
+        )
+    wanted = [
+        equal("data.neutral", "drop" if match["neutral"] == "dropped" else "keep"),
+        equal("data.label", match["label"]),
+        equal("model.backbone", match["backbone"]),
+        equal("model.pretrained", str(match["weights"] == "ImageNet weights")),
+        equal("train.finetune", str(match["training"] == "fine-tuned end to end")),
+    ]
+    if selected := SELECTED.fullmatch(match["recipe"]):
+        share = int(selected["share"])
+        wanted += [
+            equal("train.recipe", "selected"),
+            equal("select.epochs", selected["epochs"]),
+            Wanted("select.share", f"{share}%", lambda value: isinstance(value, float) and round(100 * value) == share),
+        ]
+    elif fixed := FIXED.fullmatch(match["recipe"]):
+        wanted.append(Wanted("train.recipe", "not selected", lambda value: value != "selected"))
+        wanted += [equal(f"train.{name}", fixed[name]) for name in FIXED.groupindex if fixed[name] != AS_IN_EACH_ROW]
+    else:
+        raise AuditError(f"its caption's training recipe is none this audit knows: {match['recipe']!r}")
+    if repeated := REPEATED.fullmatch(match["split"]):
+        wanted += [equal(f"split.{name}", repeated[name]) for name in ("repeats", "folds", "seed")]
+    elif single := SINGLE.fullmatch(match["split"]):
+        wanted += [
+            equal("split.repeats", "1"),
+            equal("split.folds", single["folds"]),
+            equal("split.seed", single["seed"]),
+        ]
+    else:
+        raise AuditError(f"its caption's cross-validation is none this audit knows: {match['split']!r}")
+    return wanted, match
+
+
+def row_params(header: Sequence[str], row: Sequence[str]) -> list[Wanted]:
+    """The params an arm row's init, freeze, head and params cells state; `-` states none."""
+    cell = dict(zip(header, row, strict=True))
+    wanted = [equal("prior.init", cell["init"])]
+    freeze = cell.get("freeze", "-")
+    if freeze not in ("-", "freeze", "unfreeze"):
+        raise AuditError(f"a freeze cell of {freeze!r}")
+    if freeze != "-":
+        wanted.append(equal("prior.freeze", str(freeze == "freeze")))
+    if cell.get("head", "-") != "-":
+        wanted.append(equal("model.head", cell["head"]))
+    if cell.get("params", "-") != "-":
+        for pinned in re.split(r", (?=[\w-]+\.[\w.-]+ )", cell["params"]):
+            param, _, value = pinned.partition(" ")
+            wanted.append(equal(param, value))
+    return wanted
+
+
+def newest(runs: Sequence[Run], wanted: Sequence[Wanted]) -> tuple[Run | None, int]:
+    """The newest of `runs` with every `wanted` param (the tables take each arm's newest), and how many have them."""
+    missing = object()
+    matching = [run for run in runs if all(w.test(run.params.get(w.param, missing)) for w in wanted)]
+    return max(matching, key=lambda run: run.timestamp, default=None), len(matching)
+
+
+# --- The report ---------------------------------------------------------------------------------------------
+
+
+NUMBER = re.compile(r"(?P<below><\s*)?(?P<value>[+-]?\d+(?:\.(?P<decimals>\d+))?)%?")
+
+
+@dataclass
+class Report:
+    """What the audit found: counts, mismatches, notes, and the largest discrepancy from a printed figure.
+
+    - `worst`: the largest discrepancy as a share of its rounding range's half-width (up to 1 when the
+      figure rounds to the printed one), the discrepancy itself, and where it is.
+    """
+
+    tables: list[str] = field(default_factory=list)
+    rows: int = 0
+    numbers: int = 0
+    labels: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    worst: tuple[float, float, str] = (0.0, 0.0, "")
+
+    def number(self, where: str, printed: str, value: float) -> None:
+        """Check a recomputed `value` against a printed figure, in the printed units (a `%` cell: percent).
+
+        - `0.123` stands for [0.1225, 0.1235]; `< 0.001` for [0, 0.001].
+        """
+        match = NUMBER.fullmatch(printed)
+        if match is None:
+            self.mismatches.append(f"{where}: printed {printed!r}, recomputed {value:.6g}")
+            return
+        self.numbers += 1
+        shown = float(match["value"])
+        if match["below"]:
+            low, high, off, excess = 0.0, shown, max(0.0, value - shown), value / shown
+        else:
+            half = 0.5 * 10.0 ** -len(match["decimals"] or "")
+            low, high, off = shown - half, shown + half, abs(value - shown)
+            excess = off / half
+        if not low - TOLERANCE <= value <= high + TOLERANCE:
+            self.mismatches.append(
+                f"{where}: printed {printed}, recomputed {value:.6g} (off by {off:.2g}, "
+                f"{excess:.3g} × the printed rounding's half-width)"
+            )
+        if excess > self.worst[0]:
+            self.worst = (excess, off, where)
+
+    def label(self, where: str, printed: str, value: str) -> None:
+        """Check a label read off the recomputed interval against the printed one."""
+        self.labels += 1
+        if printed != value:
+            self.mismatches.append(f"{where}: printed {printed!r}, recomputed {value!r}")
+
+    def empty(self, where: str, printed: str) -> None:
+        """A cell that has nothing to show must show `-`."""
+        if printed != "-":
+            self.mismatches.append(f"{where}: printed {printed!r} where there is nothing to show (`-`)")
+
+    def problem(self, where: str, why: str) -> None:
+        """Something that could not be checked: a mismatch too."""
+        self.mismatches.append(f"{where}: not checked: {why}")
+
+    def summary(self) -> str:
+        """The one-line summary."""
+        excess, off, where = self.worst
+        largest = f"{off:.3g} ({excess:.3g} × the printed rounding's half-width; {where})" if where else "none"
+        return (
+            f"audit of tables {', '.join(self.tables) or 'none'}: {self.rows} rows, {self.numbers} numbers and "
+            f"{self.labels} labels checked, {len(self.mismatches)} mismatches, largest discrepancy {largest}"
+        )
+
+
+# --- The audit ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """What every row of one compared table is checked with.
+
+    - `ratio`: n_test/n_train of a fold, 1/(k - 1) for k folds over each repeat's images (docs/protocol.md).
+    - `level`: the level of the scores' intervals that the caption states (95%).
+    - `m`: the number of arms compared with the first; their intervals are at 1 - alpha/m.
+    """
+
+    ratio: float
+    level: float
+    m: int
+
+
+def interval_cell(printed: str) -> list[str] | None:
+    """The three figures of a `mean [low, high]` cell, or None for a cell of another shape."""
+    match = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", printed)
+    return None if match is None else list(match.groups())
+
+
+@dataclass
+class Audit:
+    """The audit of the compared tables of one file, against the protocol and the finished runs of one commit.
+
+    - `load`: a run's predictions table (metrics/predictions.csv).
+    """
+
+    protocol: Protocol
+    runs: Sequence[Run]
+    load: Callable[[Run], pd.DataFrame]
+    report: Report = field(default_factory=Report)
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def predictions(self, run: Run) -> pd.DataFrame:
+        """A run's predictions, read once, once their structure is that of repeated k-fold predictions."""
+        if run.rev not in self._tables:
+            table = self.load(run)
+            if (problem := structure_problem(table)) is not None:
+                raise AuditError(f"{PREDICTIONS} of {run.name} ({run.rev[:7]}): {problem}")
+            self._tables[run.rev] = table
+        return self._tables[run.rev]
+
+    def file(self, text: str) -> Report:
+        """Audit every compared table of a markdown file; the report says what it found."""
+        found = blocks(text)
+        compared = [block for block in found if compares(block)]
+        others = [block.name for block in found if block not in compared]
+        if others:
+            self.report.notes.append(f"tables {', '.join(others)}: no Δ columns, not compared here, not checked")
+        if not compared:
+            raise AuditError("no compared table (one with Δ columns) between `<!-- table-X:start/end -->` markers")
+        if not self.runs:
+            raise AuditError("no finished experiment of this commit in `dvc exp show`: run `make table` first")
+        for block in compared:
+            self.report.tables.append(block.name)
+            try:
+                self.table(block)
+            except AuditError as e:
+                self.report.problem(f"Table {block.name}", str(e))
+        return self.report
+
+    def columns(self, block: Block) -> list[Column | None]:
+        """Each header's column, once the tested scores of the protocol are known to have theirs, and no others."""
+        kinds = [column(name) for name in block.header]
+        for name, kind in zip(block.header, kinds, strict=True):
+            if kind is None:
+                self.report.problem(f"Table {block.name}, column {name!r}", "a column this audit does not know")
+            elif kind.kind == CHOSEN:
+                self.report.notes.append(
+                    f"Table {block.name}, column {name!r}: from metrics/selection.json, not checked"
+                )
+            elif kind.kind == P_WITHIN and not same(self.protocol.margins.get(kind.score, math.nan), kind.margin):
+                self.report.problem(
+                    f"Table {block.name}, column {name!r}",
+                    f"the protocol's margin is ±{self.protocol.margins.get(kind.score, 'none')}",
+                )
+        shown = {(kind.kind, kind.score) for kind in kinds if kind is not None}
+        for score in self.protocol.margins:
+            for kind in (DELTA, P_DIFFERS, P_WITHIN, LABEL):
+                if (kind, score) not in shown:
+                    self.report.problem(f"Table {block.name}", f"no {kind} column of {score}, a tested measure")
+        for kind, score in shown:
+            if kind in (DELTA, P_DIFFERS, P_WITHIN, LABEL) and score not in self.protocol.margins:
+                self.report.problem(
+                    f"Table {block.name}", f"a {kind} column of {score}, which the protocol does not test"
+                )
+        return kinds
+
+    def table(self, block: Block) -> None:
+        """Audit one compared table: find its rows' runs, then check each row and the caption's figures."""
+        kinds = self.columns(block)
+        wanted, stated = setting(block.caption)
+        arms = [row for row in block.rows if not row[0].startswith("baseline: ")]
+        trivial = [row for row in block.rows if row[0].startswith("baseline: ")]
+        if len(arms) < 2:
+            raise AuditError("fewer than two arms to compare")
+        tables: dict[int, pd.DataFrame] = {}
+        for row in arms:
+            where = f"Table {block.name}, {self.row_name(block, row)}"
+            try:
+                params = [*wanted, *row_params(block.header, row)]
+                run, count = newest(self.runs, params)
+                if run is None:
+                    stated_params = ", ".join(f"{w.param} {w.printed}" for w in params)
+                    raise AuditError(f"no finished experiment of this commit has its params ({stated_params})")
+                if count > 1:
+                    self.report.notes.append(
+                        f"{where}: {count} experiments match; the newest, {run.name} ({run.rev[:7]})"
+                    )
+                tables[id(row)] = self.predictions(run)
+            except AuditError as e:
+                self.report.problem(where, str(e))
+        first = arms[0]
+        if id(first) not in tables:
+            raise AuditError(f"the first arm, {self.row_name(block, first)}, has no predictions to compare with")
+        baseline = tables[id(first)]
+        stated_level = re.search(r"\[(\d+(?:\.\d+)?)% corrected resampled t intervals", block.caption)
+        if stated_level is None:
+            raise AuditError("its caption states no level of the scores' intervals (`[95% corrected resampled t ...`)")
+        folds = baseline.groupby("repeat")["fold"].nunique().iloc[0]
+        family = Family(1 / (folds - 1), float(stated_level[1]) / 100, len(arms) - 1)
+        self.caption(block, stated, baseline, family.m)
+        for row in arms:
+            if id(row) in tables:
+                try:
+                    self.arm(block, kinds, row, tables[id(row)], None if row is first else baseline, family)
+                except AuditError as e:
+                    self.report.problem(f"Table {block.name}, {self.row_name(block, row)}", str(e))
+        fold_tables = baseline_fold_scores(baseline)
+        for row in trivial:
+            where = f"Table {block.name}, {self.row_name(block, row)}"
+            if row[0] not in fold_tables:
+                self.report.problem(where, "a baseline this audit does not know")
+                continue
+            self.scores(where, block, kinds, row, fold_tables[row[0]], family)
+            for name, kind, cell in zip(block.header, kinds, row, strict=True):
+                if kind is not None and kind.kind not in (NAMES, SCORE, CHOSEN):
+                    self.report.empty(f"{where}, {name}", cell)
+            self.report.rows += 1
+
+    @staticmethod
+    def row_name(block: Block, row: Sequence[str]) -> str:
+        """A row as the messages name it: its name cells other than `-`."""
+        names = [cell for name, cell in zip(block.header, row, strict=True) if column(name) == Column(NAMES)]
+        return "row " + " ".join(cell for cell in names if cell != "-")
+
+    def caption(self, block: Block, stated: re.Match[str], baseline: pd.DataFrame, m: int) -> None:
+        """Check the caption's figures: images, emotions, repeats and folds, alpha, m, the level, the margins."""
+        where = f"Table {block.name}, caption"
+        repeats, folds = baseline["repeat"].nunique(), baseline.groupby("repeat")["fold"].nunique().iloc[0]
+        self.report.number(f"{where}, images", stated["images"], baseline["image"].nunique())
+        self.report.number(f"{where}, emotions", stated["emotions"], len(emotions(baseline)))
+        expected: list[tuple[str, str, list[float]]] = [
+            ("repeats × folds", r"mean over the (\S+) × (\S+) folds", [repeats, folds]),
+            (
+                "alpha, m and level",
+                r"1 − (\S+)/m = (\S+)%, Bonferroni-simultaneous over the m = (\d+) arms",
+                [self.protocol.alpha, 100 * (1 - self.protocol.alpha / m), m],
+            ),
+        ]
+        if "training folds" in block.caption:
+            expected.append(("training folds", r"over the (\d+) training folds", [repeats * folds]))
+        for what, pattern, values in expected:
+            match = re.search(pattern, block.caption)
+            if match is None:
+                self.report.problem(f"{where}, {what}", f"no {pattern!r} in the caption")
+                continue
+            for printed, value in zip(match.groups(), values, strict=True):
+                self.report.number(f"{where}, {what}", printed, value)
+        margins = re.search(r"margins of equivalence \(([^)]*)\)", block.caption)
+        stated_margins = {name: value for value, name in re.findall(r"±(\S+) ([^,]+)", margins[1] if margins else "")}
+        if {SCORE_HEADERS.get(name) for name in stated_margins} != set(self.protocol.margins):
+            self.report.problem(f"{where}, margins", f"states margins of {', '.join(stated_margins) or 'nothing'}")
+        for name, printed in stated_margins.items():
+            if SCORE_HEADERS.get(name) in self.protocol.margins:
+                self.report.number(f"{where}, margin of {name}", printed, self.protocol.margins[SCORE_HEADERS[name]])
+
+    def scores(
+        self,
+        where: str,
+        block: Block,
+        kinds: Sequence[Column | None],
+        row: Sequence[str],
+        folds: pd.DataFrame,
+        family: Family,
+    ) -> None:
+        """Check a row's score cells, each `mean [low, high]` over the folds; `-` for a score it does not have."""
+        for name, kind, cell in zip(block.header, kinds, row, strict=True):
+            if kind is None or kind.kind != SCORE:
+                continue
+            if kind.score not in folds:
+                self.report.empty(f"{where}, {name}", cell)
+                continue
+            figures = interval_cell(cell)
+            if figures is None:
+                self.report.problem(f"{where}, {name}", f"printed {cell!r}, not `mean [low, high]`")
+                continue
+            t = corrected(folds[kind.score].to_numpy(dtype=np.float64), family.ratio)
+            for part, printed, value in zip(
+                ("mean", "low", "high"), figures, (t.mean, *t.interval(family.level)), strict=True
+            ):
+                self.report.number(f"{where}, {name} ({part})", printed, value)
+
+    def arm(
+        self,
+        block: Block,
+        kinds: Sequence[Column | None],
+        row: Sequence[str],
+        table: pd.DataFrame,
+        baseline: pd.DataFrame | None,
+        family: Family,
+    ) -> None:
+        """Check an arm row: its scores, and against `baseline` (None for the first arm) its comparison cells."""
+        where = f"Table {block.name}, {self.row_name(block, row)}"
+        folds = fold_scores(table)
+        if not np.isfinite(folds.to_numpy(dtype=np.float64)).all():
+            self.report.problem(where, "a fold score that is not finite (a zero prediction of a positive target?)")
+            return
+        self.scores(where, block, kinds, row, folds, family)
+        self.report.rows += 1
+        compared = [
+            (name, kind, cell)
+            for name, kind, cell in zip(block.header, kinds, row, strict=True)
+            if kind is not None and kind.kind not in (NAMES, SCORE, CHOSEN)
+        ]
+        if baseline is None:
+            for name, _, cell in compared:
+                self.report.empty(f"{where}, {name}", cell)
+            return
+        table = paired(baseline, table)
+        differences = folds - fold_scores(baseline)
+        kl = pd.Series(image_kl(table) - image_kl(baseline)).groupby(baseline["image"].to_numpy()).mean()
+        for name, kind, cell in compared:
+            at = f"{where}, {name}"
+            if kind.kind == MEDIAN:
+                self.report.number(at, cell, float(kl.median()))
+            elif kind.kind == IMPROVED:
+                self.report.number(at, cell, 100 * float((kl < 0).mean()))
+            elif kind.score in self.protocol.margins:
+                self.test(at, kind, cell, differences[kind.score].to_numpy(dtype=np.float64), family)
+
+    def test(self, where: str, kind: Column, cell: str, differences: np.ndarray, family: Family) -> None:
+        """Check one cell of a tested score's comparison, from the per-fold `differences` and the protocol."""
+        t, margin, m = corrected(differences, family.ratio), self.protocol.margins[kind.score], family.m
+        low, high = t.interval(1 - self.protocol.alpha / m)
+        if kind.kind == DELTA:
+            figures = interval_cell(cell)
+            if figures is None:
+                self.report.problem(where, f"printed {cell!r}, not `mean [low, high]`")
+                return
+            for part, printed, value in zip(("mean", "low", "high"), figures, (t.mean, low, high), strict=True):
+                self.report.number(f"{where} ({part})", printed, value)
+        elif kind.kind == P_DIFFERS:
+            self.report.number(where, cell, min(1.0, m * t.p_two_sided()))
+        elif kind.kind == P_WITHIN:
+            self.report.number(where, cell, min(1.0, 2 * m * max(t.p_above(-margin), t.p_below(margin))))
+        elif kind.kind == LABEL:
+            self.report.label(where, cell, label(low, high, margin, kind.score in HIGHER_IS_BETTER))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Audit the compared tables of a markdown file against the experiments of a commit; 0 when all match."""
+    parser = argparse.ArgumentParser(
+        prog="python audit/recompute.py",
+        description="Recompute every figure of the compared results tables from the experiments' predictions.",
+    )
+    parser.add_argument("file", nargs="?", type=Path, default=Path("README.md"), help="the file with the tables")
+    parser.add_argument("--protocol", type=Path, default=Path("docs/protocol.md"), help="the declared protocol")
+    parser.add_argument("--rev", help="the commit whose experiments made the tables (default: the current one)")
+    args = parser.parse_args(argv)
+    repository = Repository(Path.cwd())
+    try:
+        protocol = read_protocol(args.protocol.read_text(encoding="utf-8"))
+        text = args.file.read_text(encoding="utf-8")
+        runs = finished(repository.show(args.rev))
+
+        def load(run: Run) -> pd.DataFrame:
+            try:
+                return pd.read_csv(io.BytesIO(repository.read(run.rev, PREDICTIONS)))
+            except ValueError as e:  # pandas' ParserError and a file that is no text
+                raise AuditError(f"{PREDICTIONS} of {run.name} ({run.rev[:7]}): not a CSV table ({e})") from None
+
+        report = Audit(protocol, runs, load).file(text)
+    except (AuditError, OSError, json.JSONDecodeError) as e:
+        print(f"audit: {e}", file=sys.stderr)
+        return 1
+    for line in [*report.notes, *report.mismatches]:
+        print(line)
+    print(report.summary())
+    return 0 if not report.mismatches else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
