@@ -194,14 +194,32 @@ def predictions(row: pd.Series) -> pd.DataFrame:
     return pd.read_csv(StringIO(_committed(row, PREDICTIONS)))
 
 
+#: The hyperparameters each recipe chooses (`fixed`: none); those besides the epochs come from `select.*` grids.
+CHOSEN: dict[str, tuple[str, ...]] = {"selected": HYPERPARAMETERS, "converged": ("weight_decay",)}
+
+
+def grid_ends(row: pd.Series) -> dict[str, tuple[float, float]]:
+    """The smallest and largest value of each hyperparameter that an experiment's recipe chooses from a grid."""
+    names = (name for name in CHOSEN.get(row["train.recipe"], ()) if name != "epochs")
+    return {name: (min(row[f"select.{name}"]), max(row[f"select.{name}"])) for name in names}
+
+
 def chosen(row: pd.Series) -> dict[str, dict[str, float]]:
-    """The hyperparameters an experiment's folds trained with (metrics/selection.json): median, min and max of each."""
+    """The hyperparameters an experiment's recipe chose for its folds (metrics/selection.json; `CHOSEN`).
+
+    - Median, min and max of each; for those chosen from a grid, `ends`: how many folds chose the
+      grid's smallest or largest value (an optimum may lie beyond it), and `folds`.
+    """
     what = f"{SELECTION} of experiment {row['name']} ({row['rev'][:7]})"
     try:
         recorded = json.loads(_committed(row, SELECTION))
         summary = {
-            name: {stat: float(recorded[name][stat]) for stat in ("median", "min", "max")} for name in HYPERPARAMETERS
+            name: {stat: float(recorded[name][stat]) for stat in ("median", "min", "max")}
+            for name in CHOSEN.get(row["train.recipe"], ())
         }
+        for name, ends in grid_ends(row).items():
+            picked = [fold[name] for fold in recorded["folds"]]
+            summary[name] |= {"ends": float(sum(value in ends for value in picked)), "folds": float(len(picked))}
     except (ValueError, KeyError, TypeError) as e:  # json's JSONDecodeError is a ValueError
         raise InputError(
             f"{what}: not the chosen hyperparameters of metrics/selection.json ({type(e).__name__}: {e}); "

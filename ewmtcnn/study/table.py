@@ -58,6 +58,14 @@ def _network(row: pd.Series) -> str:
 
 def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
     """The training recipe's hyperparameters; those of `varied` are the rows' own."""
+    if row["train.recipe"] == "converged":
+        pca = f"its first {row['train.pca']} principal components" if row["train.pca"] else "all its features"
+        return (
+            f"lambda {row['train.lambda']:g}; each head fitted to convergence (L-BFGS) on {pca}, standardised per "
+            f"training set, its weight_decay chosen among {min(row['select.weight_decay']):g} to "
+            f"{max(row['select.weight_decay']):g} ({len(row['select.weight_decay'])} log-spaced values) by "
+            f"{row['select.folds']}-fold inner cross-validation of each training fold"
+        )
     if row["train.recipe"] == "selected":
         return (
             f"epochs (early stopping on KL, at most {row['select.epochs']}), lr_head and weight_decay chosen per "
@@ -120,12 +128,14 @@ def comparison_table(
             " Baselines, from each training set: its mean distribution for every image, and its most common class "
             "(one-hot: infinite KL, so classification scores only)."
         )
-    if chosen:
+    if any(chosen.values()):
         caption += (
             f" Chosen: median [min–max] over the {pairs.repeats * pairs.folds} training folds of the "
-            "settings picked on their inner validation split."
+            "settings picked on their inner validation, and how many folds picked the smallest or largest value "
+            "of its grid."
         )
-    return markdown(caption, comparison_columns(bool(chosen), bool(varied)), table_rows)
+    names = experiments.CHOSEN.get(rows.iloc[0]["train.recipe"], ())
+    return markdown(caption, comparison_columns(names, bool(varied), first.label), table_rows)
 
 
 def reimplementation_table(grid: Grid, rows: pd.DataFrame, images: int) -> str:
@@ -220,10 +230,9 @@ def tables(frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS) -> tuple[dict[str
         compared = paired.compare(
             {arm: experiments.predictions(rows.loc[arm.label]) for arm in grid.arms}, grid.arms[0]
         )
-        selected = rows.iloc[0]["train.recipe"] == "selected"
-        chosen = {arm: experiments.chosen(rows.loc[arm.label]) for arm in grid.arms if selected}
+        chosen = {arm: experiments.chosen(rows.loc[arm.label]) for arm in grid.arms}
         texts[grid.name] = comparison_table(grid, rows, compared, chosen)
-        if grid.arms == ARMS:
+        if set(ARMS) <= set(grid.arms):
             charted[f"Table {grid.name}: {grid.title}"] = rows
     return texts, charted
 

@@ -12,7 +12,6 @@ from typing import NamedTuple
 import pandas as pd
 
 from ewmtcnn.evaluation import metrics
-from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.study.design import Arm
 from ewmtcnn.study.paired import Assessment, Comparison
 from ewmtcnn.study.protocol import MARGINS
@@ -99,8 +98,8 @@ def _assessed(score: str, cell: Callable[[Assessment], str]) -> Callable[[Compar
     return lambda comparison: cell(comparison.tests[score])
 
 
-def _comparison(score: str) -> list[Column]:
-    """One tested score against `none`: the difference with its interval, then its two adjusted p-values.
+def _comparison(score: str, baseline: str) -> list[Column]:
+    """One tested score against the `baseline` arm: the difference with its interval, then its two adjusted p-values.
 
     - KL's median difference and share of images improved follow its difference.
     """
@@ -110,7 +109,7 @@ def _comparison(score: str) -> list[Column]:
         score, lambda a: _interval({"mean": a.mean, "ci_low": a.low, "ci_high": a.high}, digits, "+")
     )
     return [
-        _compared(f"Δ{name} vs none", difference),
+        _compared(f"Δ{name} vs {baseline}", difference),
         *(KL_IMAGES if score == "kl" else ()),
         _compared(f"p {name} differs", _assessed(score, lambda a: _p(a.p_differs))),
         _compared(f"p {name} within ±{MARGINS[score]:g}", _assessed(score, lambda a: _p(a.p_equivalent))),
@@ -124,7 +123,8 @@ def _chosen(name: str) -> Column:
         if row.chosen is None:
             return "-"
         s = row.chosen[name]
-        return f"{s['median']:g} [{s['min']:g}–{s['max']:g}]"
+        ends = f"; {s['ends']:.0f}/{s['folds']:.0f} at a grid end" if "ends" in s else ""
+        return f"{s['median']:g} [{s['min']:g}–{s['max']:g}]{ends}"
 
     return Column(f"{name} chosen", cell)
 
@@ -139,20 +139,20 @@ def _score(score: str, prefix: str = "") -> Column:
     return Column(prefix + header(score), lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
 
 
-def comparison_columns(chosen: bool, pinned: bool = False) -> list[Column]:
-    """Tables A, B and D: every held-out score and the comparison with `none` of each tested score.
+def comparison_columns(chosen: Sequence[str] = (), pinned: bool = False, baseline: str = "none") -> list[Column]:
+    """Tables A, B and D: every held-out score and the comparison with the `baseline` arm of each tested score.
 
     - The tested scores are those with a declared margin (protocol.MARGINS), in its order; a
       label per tested score last.
-    - With `pinned`, the arms' own pinned params; with `chosen`, the chosen hyperparameters.
+    - With `pinned`, the arms' own pinned params; then the `chosen` hyperparameters.
     """
     return [
         *_names(),
         *([Column("params", lambda row: row.pinned)] if pinned else []),
         *(_score(score) for score in metrics.SCORES),
-        *(column for score in MARGINS for column in _comparison(score)),
+        *(column for score in MARGINS for column in _comparison(score, baseline)),
         *(_compared(f"prior for {header(score)}", _assessed(score, lambda a: a.label)) for score in MARGINS),
-        *(_chosen(name) for name in HYPERPARAMETERS if chosen),
+        *(_chosen(name) for name in chosen),
     ]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ewmtcnn.model.network import SEED_DROPOUT
@@ -118,17 +119,18 @@ EpochHook = Callable[[int, Bank, dict[str, np.ndarray]], Sequence[bool] | None]
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """PyTorch on one thread: these products are too small to gain from a second, left to a queue's next job."""
+def one_thread() -> Iterator[None]:
+    """PyTorch and NumPy's BLAS on one thread: these products are too small to gain from a second."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(threads)
 
 
-@_one_thread()
+@one_thread()
 def optimise(
     bank: Bank,
     features: torch.Tensor,

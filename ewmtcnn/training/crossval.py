@@ -121,13 +121,12 @@ def trained_folds(v: Variant, plan: Plan) -> Iterator[TrainedFold]:
 def _heads(v: Variant, data: Data, planned: list[Fold]) -> Iterator[TrainedFold]:
     """Every planned fold's head on the cached features, all at once."""
     own = tasks(v, data, planned)
+    problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
     if v.run.recipe == "converged":
-        problem64 = converged.Problem(data.inputs.features.astype(np.float64), data.targets, data.classes)
-        fitted = converged.trained(problem64, v, own, [fold.test for fold in planned])
+        fitted = converged.trained(problem, v, own, [fold.test for fold in planned])
         for fold, task, (trained, choice) in zip(planned, own, fitted, strict=True):
             yield _trained_fold(data, v, fold, trained, task.prior, choice)
         return
-    problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
     selected = v.run.recipe == "selected"
     prior_of = partial(loop.initial_prior, v, data)
     choices = recipes.select(problem, v, own, prior_of) if selected else [recipes.fixed(v)] * len(own)
@@ -156,14 +155,13 @@ def final(v: Variant, size: int) -> FinalModel:
         return final_model(v, size, loop.weights(model), prior, history, recipes.fixed(v), len(every))
     prior_of = partial(loop.initial_prior, v, data)
     task = Task(every, seed, init_seed, prior_of(every, seed))
-    if v.run.recipe == "converged":
-        problem64 = converged.Problem(data.inputs.features.astype(np.float64), data.targets, data.classes)
-        [(trained, choice)] = converged.trained(problem64, v, [task], [np.empty(0, dtype=np.int64)])
-        history = trained.history[["epoch", "train_loss", "train_acc", "train_kl"]].to_dict("records")
-        return final_model(v, size, trained.state, task.prior, history, choice, len(every))
     problem = recipes.Problem.of(data.inputs.features, data.targets, data.classes)
-    choice = recipes.select(problem, v, [task], prior_of)[0] if v.run.recipe == "selected" else recipes.fixed(v)
-    [trained] = recipes.train_chosen(problem, v, [task], [choice], [np.empty(0, dtype=np.int64)])
+    nothing = [np.empty(0, dtype=np.int64)]
+    if v.run.recipe == "converged":
+        [(trained, choice)] = converged.trained(problem, v, [task], nothing)
+    else:
+        choice = recipes.select(problem, v, [task], prior_of)[0] if v.run.recipe == "selected" else recipes.fixed(v)
+        [trained] = recipes.train_chosen(problem, v, [task], [choice], nothing)
     history = trained.history[["epoch", "train_loss", "train_acc", "train_kl"]].to_dict("records")
     return final_model(v, size, trained.state, task.prior, history, choice, len(every))
 

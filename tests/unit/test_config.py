@@ -52,8 +52,15 @@ def test_the_repository_params_parse_to_their_values() -> None:
     assert params.prior == Prior("original", True, 0.6)
     assert params.model == Model("efficientnet_lite0", True, None, "direct")
     assert params.features == Extraction("pooled", ("centre",), 0)
-    assert params.train == Train(False, "selected", 20, 32, 0.001, 0.01, 0.9, 0.0005, 0.7, 0, 256)
-    assert params.select == Select(0.2, 80, 10, (0.003, 0.01, 0.03), (0.003, 0.01, 0.03, 0.1), 5)
+    assert params.train == Train(False, "converged", 20, 32, 0.001, 0.01, 0.9, 0.0005, 1.0, 0, 256)
+    assert params.select == Select(
+        0.2,
+        80,
+        10,
+        (0.0003, 0.001, 0.003, 0.01, 0.03),
+        (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+        5,
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.train.seed = 1  # type: ignore[misc]
 

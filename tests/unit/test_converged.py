@@ -21,7 +21,8 @@ from ewmtcnn.config.sections import Params
 from ewmtcnn.model import wheel
 from ewmtcnn.training import converged
 from ewmtcnn.training.batched import Task
-from ewmtcnn.training.converged import Problem, Standardiser
+from ewmtcnn.training.converged import Standardiser
+from ewmtcnn.training.recipes import Problem
 from ewmtcnn.training.variant import Variant
 from support import REPO
 
@@ -50,7 +51,12 @@ def problem() -> Problem:
     x[np.arange(N), classes] += 40
     targets = rng.dirichlet(np.ones(C), size=N) * 0.5
     targets[np.arange(N), classes] += 0.5
-    return Problem(x, targets, classes)
+    return Problem.of(x, targets, classes)
+
+
+def raw(problem: Problem) -> np.ndarray:
+    """The problem's features as the standardiser reads them (float64, without the ones column)."""
+    return problem.features[:, :-1].numpy().astype(np.float64)
 
 
 def task(train: np.ndarray, prior: np.ndarray | None = None) -> Task:
@@ -58,32 +64,32 @@ def task(train: np.ndarray, prior: np.ndarray | None = None) -> Task:
 
 
 def test_the_standardiser_is_pca_of_the_training_rows_standardised(problem: Problem) -> None:
-    rows = np.arange(80)
-    s = Standardiser.of(problem.features[rows], 4)
-    z = s(problem.features[rows]).numpy()
-    scaled = (problem.features[rows] - problem.features[rows].mean(0)) / problem.features[rows].std(0)
+    rows, x = np.arange(80), raw(problem)
+    s = Standardiser.of(x[rows], 4)
+    z = s(x[rows])
+    scaled = (x[rows] - x[rows].mean(0)) / x[rows].std(0)
     reference = PCA(n_components=4, svd_solver="full").fit_transform(scaled)
     assert np.allclose(np.abs(z), np.abs(reference), atol=1e-9)
     assert np.allclose(s.components.T @ s.components, np.eye(4), atol=1e-12)
     # held-out rows are transformed with the training rows' statistics, not their own
-    other = Standardiser.of(problem.features[rows], 4)
-    assert np.array_equal(s(problem.features[90:]).numpy(), other(problem.features[90:]).numpy())
-    assert Standardiser.of(problem.features[rows], 0).components.shape == (D, D)
+    other = Standardiser.of(x[rows], 4)
+    assert np.array_equal(s(x[90:]), other(x[90:]))
+    assert Standardiser.of(x[rows], 0).components.shape == (D, D)
 
 
 @pytest.mark.parametrize("lam", [1.0, 0.0])
 def test_the_fit_reaches_scikit_learns_logistic_regression_optimum(problem: Problem, lam: float) -> None:
     """One-hot targets: KL and CE are the same loss, mean CE + decay / 2 |W|^2 is sklearn's with C = 1 / (n decay)."""
-    onehot = np.eye(C)[problem.classes]
+    classes = problem.classes.numpy()
+    onehot = np.eye(C)[classes]
     v = variant(**{"lambda": lam, "pca": 0})
     decay = 0.01
-    s = Standardiser.of(problem.features, 0)
-    z = s(problem.features)
+    z = Standardiser.of(raw(problem), 0)(raw(problem))
     start = converged._start(D, C, task(np.arange(N)))
-    fitted = converged.fit(z, torch.from_numpy(onehot), torch.from_numpy(problem.classes), v, decay, start)
-    ours = torch.softmax(fitted.logits(z, "direct"), 1).numpy()
-    sklearn = LogisticRegression(C=1 / (N * decay), tol=1e-12, max_iter=10_000).fit(z.numpy(), problem.classes)
-    assert np.abs(ours - sklearn.predict_proba(z.numpy())).max() < 1e-5
+    fitted = converged.fit(z, onehot, classes, v, decay, start)
+    ours = torch.softmax(torch.from_numpy(fitted.logits(z, "direct")), 1).numpy()
+    sklearn = LogisticRegression(C=1 / (N * decay), tol=1e-12, max_iter=10_000).fit(z, classes)
+    assert np.abs(ours - sklearn.predict_proba(z)).max() < 1e-5
     assert 0 < fitted.iterations < converged.MAX_ITERATIONS
 
 
@@ -93,13 +99,14 @@ def test_the_saved_network_predicts_what_the_fit_predicts(problem: Problem, init
     v = variant(init, freeze, head, pca=5)
     prior = wheel.prior_matrix(init, sigma=v.sigma, probabilities=None, neutral=False, seed=0)
     train = np.arange(90)
-    s = Standardiser.of(problem.features[train], 5)
-    chosen = converged.choose(problem, v, task(train, prior), s)
-    trained, choice = converged.train(problem, v, task(train, prior), s, chosen, np.arange(90, N))
-    z = s(problem.features[train])
-    p, y = torch.from_numpy(problem.targets[train]), torch.from_numpy(problem.classes[train])
+    x = raw(problem)
+    s = Standardiser.of(x[train], 5)
+    chosen = converged.choose(problem, v, task(train, prior))
+    trained, choice = converged.train(problem, v, task(train, prior), chosen, np.arange(90, N))
+    z = s(x[train])
+    p, y = problem.targets[train].numpy().astype(np.float64), problem.classes[train].numpy()
     fitted = converged.fit(z, p, y, v, choice.weight_decay, converged._start(5, C, task(train, prior)))
-    expected = torch.softmax(fitted.logits(s(problem.features[90:]), head), 1).numpy()
+    expected = torch.softmax(torch.from_numpy(fitted.logits(s(x[90:]), head)), 1).numpy()
     assert np.abs(trained.held_out - expected).max() < 1e-5
     kept = trained.state["prior.weight"].double().numpy()
     assert np.allclose(kept, prior, atol=1e-7) == freeze  # frozen: the wheel as given; trained: moved
@@ -109,11 +116,13 @@ def test_the_saved_network_predicts_what_the_fit_predicts(problem: Problem, init
 def test_the_choice_reads_the_training_images_only(problem: Problem) -> None:
     v = variant()
     train, held_out = np.arange(90), np.arange(90, N)
-    first = converged.choose(problem, v, task(train), Standardiser.of(problem.features[train], 0))
-    scrambled = dataclasses.replace(problem, features=problem.features.copy(), targets=problem.targets.copy())
-    scrambled.features[held_out] = np.random.default_rng(5).normal(size=(len(held_out), D)) * 1e3
-    scrambled.targets[held_out] = np.roll(scrambled.targets[held_out], 1, axis=1)
-    assert converged.choose(scrambled, v, task(train), Standardiser.of(scrambled.features[train], 0)) == first
+    first = converged.choose(problem, v, task(train))
+    scrambled = dataclasses.replace(problem, features=problem.features.clone(), targets=problem.targets.clone())
+    scrambled.features[held_out, :-1] = torch.from_numpy(
+        np.random.default_rng(5).normal(size=(len(held_out), D)) * 1e3
+    ).float()
+    scrambled.targets[held_out] = torch.roll(scrambled.targets[held_out], 1, dims=1)
+    assert converged.choose(scrambled, v, task(train)) == first
     assert first.recipe == "converged" and first.weight_decay in v.select.weight_decay
     assert first.inner_kl is not None and first.inner_kl > 0
 

@@ -45,7 +45,8 @@ def test_arms() -> None:
 def test_grids() -> None:
     """The five grids of `make table`, their pinned params and arms.
 
-    - A and B: the 13 arms under each recipe; C: the reimplementation's setting.
+    - A: the 13 arms, the spectrum control and the paper's loss, every head converged; B: the 13 arms
+      under the paper's settings; C: the reimplementation's setting.
     - Each pins the label too, so that no experiment of one grid is also an arm of another (B's and
       C's share the recipe); B and C pin the paper's head learning rate, so that a run at another is
       no row of theirs.
@@ -55,18 +56,21 @@ def test_grids() -> None:
     assert [g.name for g in GRIDS] == ["A", "B", "C", "D", "E"]
     assert [g.kind for g in GRIDS] == ["compared", "compared", "reimplementation", "compared", "published"]
     six = {"data.label": "dominant", "data.neutral": "drop"}
-    assert (a.arms, dict(a.pinned)) == (ARMS, {**six, "train.recipe": "selected"})
-    paper = {"train.recipe": "fixed", "train.lr_head": 0.01}
+    converged = {"train.recipe": "converged", "train.lambda": 1.0}
+    assert (a.arms[:13], dict(a.pinned)) == (ARMS, {**six, **converged})
+    assert [arm.label for arm in a.arms[13:]] == ["spectrum freeze direct", "original freeze direct lambda=0.7"]
+    paper = {"train.recipe": "fixed", "train.lr_head": 0.01, "train.lambda": 0.7}
     assert (b.arms, dict(b.pinned)) == (ARMS, {**six, **paper})
     assert (c.arms, dict(c.pinned)) == (SEED_ARMS, {"data.label": "folder", "data.neutral": "drop", **paper})
-    assert (d.arms, dict(d.pinned)) == (RESCALED, {**six, "train.recipe": "fixed"})
+    assert (d.arms, dict(d.pinned)) == (RESCALED, {**six, "train.recipe": "fixed", "train.lambda": 0.7})
     assert [arm.label for arm in RESCALED] == [
+        "original freeze direct lr_head=0.01",
         "none lr_head=0.01",
         "none lr_head=0.005",
         "none lr_head=0.0025",
-        "original freeze direct lr_head=0.01",
+        "spectrum freeze direct lr_head=0.01",
     ]
-    assert (e.arms, dict(e.pinned)) == (PUBLISHED_ARMS, {"train.recipe": "selected"})
+    assert (e.arms, dict(e.pinned)) == (PUBLISHED_ARMS, converged)
     assert [arm.label for arm in PUBLISHED_ARMS] == [
         "original freeze direct neutral=keep label=dominant",
         "original freeze direct neutral=keep label=folder",
@@ -74,16 +78,16 @@ def test_grids() -> None:
         "original freeze direct neutral=drop label=folder",
     ]
     every = [experiment for grid in GRIDS for experiment in grid.experiments()]
-    assert len(every) == 13 + 13 + 7 + 4 + 4
+    assert len(every) == 15 + 13 + 7 + 5 + 4
     # D's none at 0.01 and wheel prior are B's; E's six-emotion dominant row is A's wheel prior.
-    assert Experiment(d, RESCALED[0]).params() == Experiment(b, BASELINE).params()
-    assert Experiment(d, RESCALED[-1]).params() == Experiment(b, Arm("original", True, "direct")).params()
+    assert Experiment(d, RESCALED[1]).params() == Experiment(b, BASELINE).params()
+    assert Experiment(d, RESCALED[0]).params() == Experiment(b, Arm("original", True, "direct")).params()
     assert Experiment(e, PUBLISHED_ARMS[2]).params() == Experiment(a, Arm("original", True, "direct")).params()
     once = experiments_of(GRIDS)
     assert len(once) == len(every) - 3 == len({frozenset(e.params().items()) for e in once})
     assert {frozenset(e.params().items()) for e in once} == {frozenset(e.params().items()) for e in every}
     names = [e.grid.name for e in once]
-    assert names == ["A"] * 13 + ["B"] * 13 + ["C"] * 7 + ["D"] * 2 + ["E"] * 3
+    assert names == ["A"] * 15 + ["B"] * 13 + ["C"] * 7 + ["D"] * 3 + ["E"] * 3
 
 
 def test_overrides() -> None:
@@ -91,7 +95,8 @@ def test_overrides() -> None:
     assert Experiment(a, BASELINE).overrides() == [
         "data.label=dominant",
         "data.neutral=drop",
-        "train.recipe=selected",
+        "train.recipe=converged",
+        "train.lambda=1.0",
         "prior.init=none",
     ]
     assert Experiment(b, Arm("original", True, "seed")).overrides() == [
@@ -99,6 +104,7 @@ def test_overrides() -> None:
         "data.neutral=drop",
         "train.recipe=fixed",
         "train.lr_head=0.01",
+        "train.lambda=0.7",
         "prior.init=original",
         "prior.freeze=true",
         "model.head=seed",
@@ -108,14 +114,16 @@ def test_overrides() -> None:
         "data.neutral=drop",
         "train.recipe=fixed",
         "train.lr_head=0.01",
+        "train.lambda=0.7",
         "prior.init=corr",
         "prior.freeze=false",
         "model.head=seed",
     ]
-    assert Experiment(d, RESCALED[1]).overrides() == [
+    assert Experiment(d, RESCALED[2]).overrides() == [
         "data.label=dominant",
         "data.neutral=drop",
         "train.recipe=fixed",
+        "train.lambda=0.7",
         "prior.init=none",
         "train.lr_head=0.005",
     ]
@@ -124,6 +132,7 @@ def test_overrides() -> None:
         "data.neutral": "drop",
         "train.recipe": "fixed",
         "train.lr_head": 0.01,
+        "train.lambda": 0.7,
         "prior.init": "none",
     }
 

@@ -31,12 +31,13 @@ def test_queue_one_experiment_per_grid_and_arm_with_its_overrides(monkeypatch: p
         "exp",
         "run",
         "--queue",
-        *("-S", "data.label=dominant", "-S", "data.neutral=drop", "-S", "train.recipe=selected"),
+        *("-S", "data.label=dominant", "-S", "data.neutral=drop", "-S", "train.recipe=converged"),
+        *("-S", "train.lambda=1.0"),
         *("-S", "prior.init=none"),
         *("-S", "data.source=/data/Emotion6.zip"),
         "evaluate",  # the tables need no final model
     )
-    assert len(fake.calls) == len(EXPERIMENTS) == 38
+    assert len(fake.calls) == len(EXPERIMENTS) == 41
     for experiment, call in zip(EXPERIMENTS, fake.calls, strict=True):
         assert call[:3] == ("exp", "run", "--queue") and set(call[3:-1:2]) == {"-S"} and call[-1] == "evaluate"
         assert list(call[4:-1:2]) == [*experiment.overrides(), "data.source=/data/Emotion6.zip"]
