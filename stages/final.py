@@ -18,10 +18,9 @@ def main(params: Params) -> None:
     )
     final = crossval.final(v, images.store_size(params.preprocess.size, v.backbone.size))
     final.save(paths.FINAL)
-    last, chosen = final.history[-1], final.choice
+    last = final.history[-1]
     print(
-        f"final model: {final.images} images, {len(final.history)} epochs ({chosen.recipe}, lr_head "
-        f"{chosen.lr_head:g}, weight_decay {chosen.weight_decay:g}), last epoch's train acc "
+        f"final model: {final.images} images ({crossval.how(final.choice)}), train acc "
         f"{last['train_acc']:.3f}, train KL {last['train_kl']:.4f} -> {paths.FINAL}"
     )
 

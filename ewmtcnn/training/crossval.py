@@ -54,19 +54,24 @@ def plan(repeats: int, k: int, only_repeat: int | None = None, only_fold: int | 
 
 def summary(trained: TrainedFold) -> str:
     """One line for the log: the fold's held-out accuracy and KL, and the hyperparameters it trained with."""
-    test, chosen = trained.test, trained.choice
+    test = trained.test
     pred = predictions.pred(test)
     acc = metrics.accuracy(predictions.classes(test), pred)
     kl = metrics.distances(predictions.true(test), pred)["kl"].mean()
-    how = (
+    return (
+        f"repeat {trained.repeat} fold {trained.fold}: test acc {acc:.3f}, test KL {kl:.4f} "
+        f"({len(test)} images; {how(trained.choice)})"
+    )
+
+
+def how(chosen: Choice) -> str:
+    """How a head trained, in words: its recipe and the hyperparameters it trained with."""
+    steps = (
         f"L-BFGS, {chosen.epochs} iterations"
         if chosen.recipe == "converged"
         else f"{chosen.epochs} epochs, lr_head {chosen.lr_head:g}"
     )
-    return (
-        f"repeat {trained.repeat} fold {trained.fold}: test acc {acc:.3f}, test KL {kl:.4f} "
-        f"({len(test)} images; {chosen.recipe}: {how}, weight_decay {chosen.weight_decay:g})"
-    )
+    return f"{chosen.recipe}: {steps}, weight_decay {chosen.weight_decay:g}"
 
 
 @dataclass(frozen=True)
