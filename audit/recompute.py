@@ -1,21 +1,27 @@
 """`python audit/recompute.py [FILE] [--rev REV]`: recompute the compared results tables' figures, without ewmtcnn.
 
-The tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of FILE (README.md by default)
-that compare arms with a baseline (those with Δ columns) are read back cell by cell. Each arm row is matched, by
-its init, freeze, head and params cells and by the setting that its caption states, to the newest finished DVC
-experiment of the commit (`dvc exp show --json`, of the current commit or of --rev), whose metrics/predictions.csv
-is read from the experiment's commit: from git, or from the DVC cache when the commit does not track it, and in
-either case only once its bytes have the md5 that the commit's dvc.lock records. From those predictions alone,
-with numpy, pandas, scipy and scikit-learn, and with the error rate and the margins of equivalence that
-docs/protocol.md declares, it re-derives each (repeat, fold)'s scores (KL(target || prediction) with 0 ln 0 = 0,
-Geng's other measures, and the accuracy, balanced accuracy and macro-F1 of the most probable emotion against the
-class label), each arm's mean and corrected interval, the two trivial baselines, the per-fold paired differences
-with the table's first arm, their corrected resampled t (Nadeau & Bengio, 2003: variance factor 1/J +
-n_test/n_train with J = repeats x folds, J - 1 degrees of freedom) at the Bonferroni-simultaneous level 1 - alpha/m,
-both adjusted p-values, the labels read off the intervals, the per-image KL summaries, and the caption's counts.
-It prints every figure that the recomputation does not round to, everything it could not check, and a one-line
-summary; it exits with 1 when there is any, 0 otherwise. The chosen hyperparameters (metrics/selection.json, not
-the predictions) are not checked, nor are the tables without Δ columns. Run it from the repository root.
+- Reads back, cell by cell, the tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of
+  FILE (README.md by default) that compare arms with their first arm (those with Δ columns: A, B and D); the
+  others are named, not checked.
+- Matches each arm row to the newest finished DVC experiment of the commit (`dvc exp show --json`, of the current
+  commit or of --rev) with the params its table states: the caption's setting sentence (data, network, training
+  recipe `fixed`, `selected` or `converged` with its lambda, grid and inner folds, split), and the row's init,
+  freeze, head and params cells, which win over the caption (an arm pinning `train.lambda`). The rows' experiments
+  must agree on every param that no row states, as the tables' own code requires.
+- Reads each experiment's metrics/predictions.csv from its commit (git), or from the DVC cache when the commit
+  does not track it, once its bytes have the md5 that the commit's dvc.lock records.
+- From those predictions alone, with numpy, pandas, scipy and scikit-learn, and under the error rate and margins
+  of equivalence that docs/protocol.md declares, re-derives each (repeat, fold)'s scores (KL(target ||
+  prediction) with 0 ln 0 = 0, Geng's other measures, and the accuracy, balanced accuracy and macro-F1 of the most
+  probable emotion against the class label), each arm's mean and interval, the two trivial baselines, the
+  per-fold differences with the table's first arm (which its caption and Δ headers must name), their corrected
+  resampled t (Nadeau & Bengio, 2003: variance factor 1/J + n_test/n_train with J = repeats x folds, J - 1 degrees
+  of freedom) at the Bonferroni-simultaneous level 1 - alpha/m, both adjusted p-values, the labels read off the
+  intervals, the per-image KL summaries, and the caption's counts.
+- The chosen hyperparameters come from metrics/selection.json, not the predictions: only their cells' form and
+  fold counts are checked.
+- Prints every figure that the recomputation does not round to, everything it could not check, and a one-line
+  summary; exits with 1 when there is any, 0 otherwise. Run it from the repository root.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import re
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,16 +49,10 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 #: The out-of-fold predictions of an experiment, and the metrics file a finished one has.
-PREDICTIONS = "metrics/predictions.csv"
-METRICS = "metrics/metrics.json"
+PREDICTIONS, METRICS = "metrics/predictions.csv", "metrics/metrics.json"
 TRUE, PRED = "true_", "pred_"
 #: docs/protocol.md's names of the tested measures, as the scores are called here.
-PROTOCOL_MEASURES: dict[str, str] = {
-    "KL": "kl",
-    "accuracy": "acc",
-    "balanced accuracy": "balanced_acc",
-    "macro-F1": "macro_f1",
-}
+PROTOCOL_MEASURES = {"KL": "kl", "accuracy": "acc", "balanced accuracy": "balanced_acc", "macro-F1": "macro_f1"}
 #: The tables' headers of the scores.
 SCORE_HEADERS: dict[str, str] = {
     "acc": "acc",
@@ -67,9 +67,9 @@ SCORE_HEADERS: dict[str, str] = {
     "Clark / √c": "clark_normalised",
     "Canberra / c": "canberra_normalised",
 }
-CLASS_SCORES: tuple[str, ...] = ("acc", "balanced_acc", "macro_f1")
+CLASS_SCORES = ("acc", "balanced_acc", "macro_f1")
 #: The scores for which higher is better (the classification ones, cosine and intersection).
-HIGHER_IS_BETTER: frozenset[str] = frozenset({*CLASS_SCORES, "cosine", "intersection"})
+HIGHER_IS_BETTER = frozenset({*CLASS_SCORES, "cosine", "intersection"})
 #: The labels of docs/protocol.md, read off an interval.
 HELPS, HURTS, EQUIVALENT, INCONCLUSIVE = "helps", "hurts", "equivalent", "inconclusive"
 EQUIVALENT_DIFFERS = "equivalent (differs by less than the margin)"
@@ -77,18 +77,11 @@ EQUIVALENT_DIFFERS = "equivalent (differs by less than the margin)"
 MEAN_ROW, MAJORITY_ROW = "baseline: mean distribution", "baseline: majority class"
 #: How far a recomputed figure may lie outside the range of the printed one: float and CSV rounding.
 TOLERANCE = 1e-9
-#: What the audit does with each kind of column.
-NAMES, SCORE, DELTA, MEDIAN, IMPROVED, P_DIFFERS, P_WITHIN, LABEL, CHOSEN = (
-    "names",
-    "score",
-    "delta",
-    "median",
-    "improved",
-    "p differs",
-    "p within",
-    "label",
-    "chosen",
-)
+#: The kinds of column: what the audit does with each.
+NAMES, SCORE, MEDIAN, IMPROVED, CHOSEN = "names", "score", "median", "improved", "chosen"
+DELTA, P_DIFFERS, P_WITHIN, LABEL = "delta", "p differs", "p within", "label"
+#: The columns each tested score has, and no other score has.
+TESTED = (DELTA, P_DIFFERS, P_WITHIN, LABEL)
 
 
 class AuditError(Exception):
@@ -160,10 +153,7 @@ def blocks(text: str) -> list[Block]:
         lines = match.group("body").splitlines()
         table = [cells(line) for line in lines if line.startswith("|") and not re.fullmatch(r"\|(-+\|)+", line)]
         caption = " ".join(line for line in lines if line.strip() and not line.startswith("|"))
-        if not table:
-            found.append(Block(match.group("name"), caption, [], []))
-            continue
-        header, rows = table[0], table[1:]
+        header, rows = (table[0], table[1:]) if table else ([], [])
         for row in rows:
             if len(row) != len(header):
                 raise AuditError(f"table {match.group('name')}: a row of {len(row)} cells under {len(header)} headers")
@@ -173,11 +163,22 @@ def blocks(text: str) -> list[Block]:
 
 @dataclass(frozen=True)
 class Column:
-    """What a column of a compared table shows: its kind, its score, and the margin its header prints."""
+    """What a column of a compared table shows: its kind and score, and what its header names besides.
+
+    - `detail`: the margin that a `p ... within ±margin` header prints, the arm that a `Δ... vs arm` header names.
+    """
 
     kind: str
     score: str = ""
-    margin: str = ""
+    detail: str = ""
+
+
+COLUMN_PATTERNS = (
+    (DELTA, r"Δ(?P<score>.+?) vs (?P<detail>.+)"),
+    (P_DIFFERS, r"p (?P<score>.+) differs"),
+    (P_WITHIN, r"p (?P<score>.+) within ±(?P<detail>\S+)"),
+    (LABEL, r"prior for (?P<score>.+)"),
+)
 
 
 def column(name: str) -> Column | None:
@@ -186,27 +187,19 @@ def column(name: str) -> Column | None:
         return Column(NAMES)
     if name in SCORE_HEADERS:
         return Column(SCORE, SCORE_HEADERS[name])
-    if name == "median ΔKL":
-        return Column(MEDIAN, "kl")
-    if name == "images improved (KL)":
-        return Column(IMPROVED, "kl")
+    if name in ("median ΔKL", "images improved (KL)"):
+        return Column(MEDIAN if name.startswith("median") else IMPROVED, "kl")
     if name.endswith(" chosen"):
         return Column(CHOSEN)
-    patterns = (
-        (DELTA, r"Δ(?P<score>.+) vs .+"),
-        (P_DIFFERS, r"p (?P<score>.+) differs"),
-        (P_WITHIN, r"p (?P<score>.+) within ±(?P<margin>\S+)"),
-        (LABEL, r"prior for (?P<score>.+)"),
-    )
-    for kind, pattern in patterns:
+    for kind, pattern in COLUMN_PATTERNS:
         match = re.fullmatch(pattern, name)
-        if match and match.group("score") in SCORE_HEADERS:
-            return Column(kind, SCORE_HEADERS[match.group("score")], match.groupdict().get("margin") or "")
+        if match and match["score"] in SCORE_HEADERS:
+            return Column(kind, SCORE_HEADERS[match["score"]], match.groupdict().get("detail") or "")
     return None
 
 
 def compares(block: Block) -> bool:
-    """Whether a table compares arms with a baseline: whether it has Δ columns."""
+    """Whether a table compares arms with its first: whether it has Δ columns."""
     return any(kind is not None and kind.kind == DELTA for kind in map(column, block.header))
 
 
@@ -294,8 +287,7 @@ def baseline_fold_scores(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     majority: dict[tuple[int, int], dict[str, float]] = {}
     for (repeat, fold), test in table.groupby(["repeat", "fold"]):
         train = table[(table["repeat"] == repeat) & (table["fold"] != fold)]
-        q = np.tile(distributions(train, TRUE).mean(axis=0), (len(test), 1))
-        mean[(repeat, fold)] = scores(test, q)
+        mean[(repeat, fold)] = scores(test, np.tile(distributions(train, TRUE).mean(axis=0), (len(test), 1)))
         dummy = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(train), 1)), classes(train))
         majority[(repeat, fold)] = class_scores(classes(test), dummy.predict(np.zeros((len(test), 1))))
     return {MEAN_ROW: pd.DataFrame(mean).T.sort_index(), MAJORITY_ROW: pd.DataFrame(majority).T.sort_index()}
@@ -327,23 +319,23 @@ class Corrected:
         half = float(stats.t.ppf((1 + level) / 2, self.dof)) * self.se
         return self.mean - half, self.mean + half
 
+    def _beyond(self, distance: float) -> float:
+        """The p of a one-sided test whose estimate lies `distance` beyond its null value, in its direction."""
+        if self.se == 0:
+            return 0.0 if distance > 0 else 1.0
+        return float(stats.t.sf(distance / self.se, self.dof))
+
     def p_two_sided(self) -> float:
         """The p of the two-sided test of a zero mean."""
-        if self.se == 0:
-            return 1.0 if self.mean == 0 else 0.0
-        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.dof))
+        return min(1.0, 2 * self._beyond(abs(self.mean)))
 
     def p_above(self, bound: float) -> float:
         """The p of the one-sided test of mean <= `bound` against mean > `bound`."""
-        if self.se == 0:
-            return 0.0 if self.mean > bound else 1.0
-        return float(stats.t.sf((self.mean - bound) / self.se, self.dof))
+        return self._beyond(self.mean - bound)
 
     def p_below(self, bound: float) -> float:
         """The p of the one-sided test of mean >= `bound` against mean < `bound`."""
-        if self.se == 0:
-            return 0.0 if self.mean < bound else 1.0
-        return float(stats.t.sf((bound - self.mean) / self.se, self.dof))
+        return self._beyond(bound - self.mean)
 
 
 def corrected(values: Sequence[float] | np.ndarray, test_train_ratio: float) -> Corrected:
@@ -356,7 +348,7 @@ def corrected(values: Sequence[float] | np.ndarray, test_train_ratio: float) -> 
 
 
 def label(low: float, high: float, margin: float, higher_is_better: bool) -> str:
-    """What docs/protocol.md reads off an interval of arm - baseline against ±`margin`."""
+    """What docs/protocol.md reads off an interval of arm - first arm against ±`margin`."""
     inside, excludes = -margin < low and high < margin, low > 0 or high < 0
     if inside:
         return EQUIVALENT_DIFFERS if excludes else EQUIVALENT
@@ -400,15 +392,12 @@ def finished(show: list[dict[str, Any]]) -> list[Run]:
                 data = rev.get("data") or {}
                 params = (data.get("params") or {}).get("params.yaml") or {}
                 metrics = (data.get("metrics") or {}).get(METRICS) or {}
-                if (
-                    any(entry.get("error") for entry in (rev, params, metrics))
-                    or not metrics
-                    or not data.get("timestamp")
-                ):
+                if any(entry.get("error") for entry in (rev, params, metrics)) or not metrics:
                     continue
-                name = rev.get("name") or experiment.get("name") or rev["rev"][:7]
-                when = datetime.fromisoformat(data["timestamp"])
-                found.append(Run(name, rev["rev"], when, flat(params.get("data") or {})))
+                if data.get("timestamp"):
+                    name = rev.get("name") or experiment.get("name") or rev["rev"][:7]
+                    when = datetime.fromisoformat(data["timestamp"])
+                    found.append(Run(name, rev["rev"], when, flat(params.get("data") or {})))
     return found
 
 
@@ -482,14 +471,12 @@ def structure_problem(table: pd.DataFrame) -> str | None:
     missing = [name for name in ("image", "repeat", "fold", "label") if name not in table]
     if missing:
         return f"no {', '.join(missing)} column"
-    if not emotions(table) or sorted(emotions(table)) != sorted(
-        name.removeprefix(TRUE) for name in table.columns if name.startswith(TRUE)
-    ):
+    targets = sorted(name.removeprefix(TRUE) for name in table.columns if name.startswith(TRUE))
+    if not emotions(table) or sorted(emotions(table)) != targets:
         return "not the same emotions in its true_ and pred_ columns"
     if table.duplicated(["repeat", "image"]).any():
         return "an image twice in a repeat"
-    images = table.groupby("repeat")["image"].apply(frozenset)
-    if images.nunique() != 1:
+    if table.groupby("repeat")["image"].apply(frozenset).nunique() != 1:
         return "not the same images in every repeat"
     if table.groupby("repeat")["fold"].nunique().nunique() != 1 or table["fold"].nunique() < 2:
         return "not the same number (at least 2) of folds in every repeat"
@@ -500,27 +487,27 @@ def structure_problem(table: pd.DataFrame) -> str | None:
     return None
 
 
-def paired(baseline: pd.DataFrame, arm: pd.DataFrame) -> pd.DataFrame:
-    """`arm`'s rows in the order of `baseline`'s (repeat, image), once the two are known to be paired.
+def paired(first: pd.DataFrame, arm: pd.DataFrame) -> pd.DataFrame:
+    """`arm`'s rows in the order of the `first` arm's (repeat, image), once the two are known to be paired.
 
     - Paired: the same emotions, images and repeats, and each image in the same fold, with the same class
       label and target; otherwise an AuditError says what differs.
     """
-    if emotions(arm) != emotions(baseline):
+    if emotions(arm) != emotions(first):
         raise AuditError("not paired with the first arm: other emotions")
-    keys = [set(zip(table["repeat"], table["image"], strict=True)) for table in (baseline, arm)]
+    keys = [set(zip(table["repeat"], table["image"], strict=True)) for table in (first, arm)]
     if keys[0] != keys[1]:
         raise AuditError("not paired with the first arm: other images or repeats")
-    arm = arm.set_index(["repeat", "image"]).loc[pd.MultiIndex.from_frame(baseline[["repeat", "image"]])].reset_index()
+    arm = arm.set_index(["repeat", "image"]).loc[pd.MultiIndex.from_frame(first[["repeat", "image"]])].reset_index()
     for name in ("fold", "label"):
-        if not (arm[name].to_numpy() == baseline[name].to_numpy()).all():
+        if not (arm[name].to_numpy() == first[name].to_numpy()).all():
             raise AuditError(f"not paired with the first arm: another {name} of some images")
-    if not np.allclose(distributions(arm, TRUE), distributions(baseline, TRUE), rtol=0, atol=TOLERANCE):
+    if not np.allclose(distributions(arm, TRUE), distributions(first, TRUE), rtol=0, atol=TOLERANCE):
         raise AuditError("not paired with the first arm: other targets of some images")
     return arm
 
 
-# --- What a caption states ----------------------------------------------------------------------------------
+# --- What a table states of its experiments -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -547,10 +534,18 @@ def equal(param: str, printed: str) -> Wanted:
     return Wanted(param, printed, lambda value: same(value, printed))
 
 
+#: Where a caption leaves a param to each row's params cell.
+AS_IN_EACH_ROW = "as in each row"
 SETTING = re.compile(
     r"Emotion6, (?P<images>\d+) images, (?P<emotions>\d+) emotions \(neutral (?P<neutral>dropped|kept)\), "
     r"class label `(?P<label>[^`]+)`; (?P<backbone>[^;]+?) \((?P<weights>ImageNet weights|random init)\), "
-    r"(?P<training>fine-tuned end to end|frozen features, head trained); (?P<recipe>[^;]+); (?P<split>[^;]+?)\. "
+    r"(?P<training>fine-tuned end to end|frozen features, head trained); (?:lambda (?P<lambda>[^;\s]+); )?"
+    r"(?P<recipe>[^;]+); (?P<split>[^;]+?)\. "
+)
+CONVERGED = re.compile(
+    r"each head fitted to convergence \(L-BFGS\) on (?:its first (?P<pca>\d+) principal components|all its features), "
+    r"standardised per training set, its weight_decay chosen among (?P<low>\S+) to (?P<high>\S+) "
+    r"\((?P<count>\d+) log-spaced values\) by (?P<folds>\d+)-fold inner cross-validation of each training fold"
 )
 SELECTED = re.compile(
     r"epochs \(early stopping on KL, at most (?P<epochs>\d+)\), lr_head and weight_decay chosen per training fold "
@@ -561,12 +556,52 @@ REPEATED = re.compile(
     r"(?P<repeats>\d+) repeats of (?P<folds>\d+)-fold cross-validation \(split seeds (?P<seed>\d+) to \d+\)"
 )
 SINGLE = re.compile(r"(?P<folds>\d+)-fold cross-validation \(split seed (?P<seed>\d+)\)")
-#: Where a row's values stand instead of the caption's.
-AS_IN_EACH_ROW = "as in each row"
 
 
-def setting(caption: str) -> tuple[list[Wanted], re.Match[str]]:
-    """The params that a compared table's caption states all its rows share, and the match of its setting sentence."""
+def weight_decay_grid(low: str, high: str, count: int) -> Wanted:
+    """A `select.weight_decay` grid as a caption states it: `count` values from `low` to `high`."""
+
+    def test(values: Any) -> bool:
+        return isinstance(values, tuple) and len(values) == count and same(min(values), low) and same(max(values), high)
+
+    return Wanted("select.weight_decay", f"{low} to {high} ({count} values)", test)
+
+
+def recipe(text: str) -> list[Wanted]:
+    """The params that a caption's training recipe states: `converged`, `selected` or `fixed`."""
+    if converged := CONVERGED.fullmatch(text):
+        return [
+            equal("train.recipe", "converged"),
+            equal("train.pca", converged["pca"] or "0"),
+            weight_decay_grid(converged["low"], converged["high"], int(converged["count"])),
+            equal("select.folds", converged["folds"]),
+        ]
+    if selected := SELECTED.fullmatch(text):
+        share = int(selected["share"])
+        return [
+            equal("train.recipe", "selected"),
+            equal("select.epochs", selected["epochs"]),
+            Wanted("select.share", f"{share}%", lambda value: isinstance(value, float) and round(100 * value) == share),
+        ]
+    if fixed := FIXED.fullmatch(text):  # `as in each row` matches no value: a row's own must stand for it
+        return [equal("train.recipe", "fixed"), *(equal(f"train.{name}", fixed[name]) for name in FIXED.groupindex)]
+    raise AuditError(f"its caption's training recipe is none this audit knows: {text!r}")
+
+
+def split(text: str) -> list[Wanted]:
+    """The params that a caption's cross-validation states."""
+    if repeated := REPEATED.fullmatch(text):
+        return [equal(f"split.{name}", repeated[name]) for name in ("repeats", "folds", "seed")]
+    if single := SINGLE.fullmatch(text):
+        return [equal("split.repeats", "1"), equal("split.folds", single["folds"]), equal("split.seed", single["seed"])]
+    raise AuditError(f"its caption's cross-validation is none this audit knows: {text!r}")
+
+
+def setting(caption: str) -> dict[str, Wanted]:
+    """The params that a compared table's caption states its rows share, by name.
+
+    - A param the caption leaves to each row (`lr_head as in each row`) matches no run until a row states it.
+    """
     match = SETTING.search(caption)
     if match is None:
         raise AuditError(
@@ -578,53 +613,47 @@ def setting(caption: str) -> tuple[list[Wanted], re.Match[str]]:
         equal("model.backbone", match["backbone"]),
         equal("model.pretrained", str(match["weights"] == "ImageNet weights")),
         equal("train.finetune", str(match["training"] == "fine-tuned end to end")),
+        *([equal("train.lambda", match["lambda"])] if match["lambda"] else []),
+        *recipe(match["recipe"]),
+        *split(match["split"]),
     ]
-    if selected := SELECTED.fullmatch(match["recipe"]):
-        share = int(selected["share"])
-        wanted += [
-            equal("train.recipe", "selected"),
-            equal("select.epochs", selected["epochs"]),
-            Wanted("select.share", f"{share}%", lambda value: isinstance(value, float) and round(100 * value) == share),
-        ]
-    elif fixed := FIXED.fullmatch(match["recipe"]):
-        wanted.append(Wanted("train.recipe", "not selected", lambda value: value != "selected"))
-        wanted += [equal(f"train.{name}", fixed[name]) for name in FIXED.groupindex if fixed[name] != AS_IN_EACH_ROW]
-    else:
-        raise AuditError(f"its caption's training recipe is none this audit knows: {match['recipe']!r}")
-    if repeated := REPEATED.fullmatch(match["split"]):
-        wanted += [equal(f"split.{name}", repeated[name]) for name in ("repeats", "folds", "seed")]
-    elif single := SINGLE.fullmatch(match["split"]):
-        wanted += [
-            equal("split.repeats", "1"),
-            equal("split.folds", single["folds"]),
-            equal("split.seed", single["seed"]),
-        ]
-    else:
-        raise AuditError(f"its caption's cross-validation is none this audit knows: {match['split']!r}")
-    return wanted, match
+    return {w.param: w for w in wanted}
 
 
-def row_params(header: Sequence[str], row: Sequence[str]) -> list[Wanted]:
+def pinned(cell: str) -> list[tuple[str, str]]:
+    """The (param, value) pairs of a params cell (`train.lr_head 0.01, train.lambda 0.7`); `-` pins none."""
+    if cell == "-":
+        return []
+    pairs = (pair.partition(" ") for pair in re.split(r", (?=[\w-]+\.[\w.-]+ )", cell))
+    return [(param, value) for param, _, value in pairs]
+
+
+def arm_label(row: Mapping[str, str]) -> str:
+    """A row's arm as the tables name it (`original freeze direct lr_head=0.01`), from its name cells.
+
+    - Its init, freeze and head other than `-`, then each pinned param as its last name part `=` its value.
+    """
+    names = [row.get(name, "-") for name in ("init", "freeze", "head")]
+    names += [f"{param.rsplit('.', 1)[-1]}={value}" for param, value in pinned(row.get("params", "-"))]
+    return " ".join(name for name in names if name != "-")
+
+
+def row_params(row: Mapping[str, str]) -> list[Wanted]:
     """The params an arm row's init, freeze, head and params cells state; `-` states none."""
-    cell = dict(zip(header, row, strict=True))
-    wanted = [equal("prior.init", cell["init"])]
-    freeze = cell.get("freeze", "-")
+    freeze = row.get("freeze", "-")
     if freeze not in ("-", "freeze", "unfreeze"):
         raise AuditError(f"a freeze cell of {freeze!r}")
-    if freeze != "-":
-        wanted.append(equal("prior.freeze", str(freeze == "freeze")))
-    if cell.get("head", "-") != "-":
-        wanted.append(equal("model.head", cell["head"]))
-    if cell.get("params", "-") != "-":
-        for pinned in re.split(r", (?=[\w-]+\.[\w.-]+ )", cell["params"]):
-            param, _, value = pinned.partition(" ")
-            wanted.append(equal(param, value))
-    return wanted
+    return [
+        equal("prior.init", row["init"]),
+        *([equal("prior.freeze", str(freeze == "freeze"))] if freeze != "-" else []),
+        *([equal("model.head", row["head"])] if row.get("head", "-") != "-" else []),
+        *(equal(param, value) for param, value in pinned(row.get("params", "-"))),
+    ]
 
 
-def newest(runs: Sequence[Run], wanted: Sequence[Wanted]) -> tuple[Run | None, int]:
+def newest(runs: Sequence[Run], wanted: Iterable[Wanted]) -> tuple[Run | None, int]:
     """The newest of `runs` with every `wanted` param (the tables take each arm's newest), and how many have them."""
-    missing = object()
+    missing, wanted = object(), list(wanted)
     matching = [run for run in runs if all(w.test(run.params.get(w.param, missing)) for w in wanted)]
     return max(matching, key=lambda run: run.timestamp, default=None), len(matching)
 
@@ -687,9 +716,13 @@ class Report:
         if printed != "-":
             self.mismatches.append(f"{where}: printed {printed!r} where there is nothing to show (`-`)")
 
+    def wrong(self, where: str, why: str) -> None:
+        """Something that the table states and that does not hold."""
+        self.mismatches.append(f"{where}: {why}")
+
     def problem(self, where: str, why: str) -> None:
         """Something that could not be checked: a mismatch too."""
-        self.mismatches.append(f"{where}: not checked: {why}")
+        self.wrong(where, f"not checked: {why}")
 
     def summary(self) -> str:
         """The one-line summary."""
@@ -711,17 +744,41 @@ class Family:
     - `ratio`: n_test/n_train of a fold, 1/(k - 1) for k folds over each repeat's images (docs/protocol.md).
     - `level`: the level of the scores' intervals that the caption states (95%).
     - `m`: the number of arms compared with the first; their intervals are at 1 - alpha/m.
+    - `folds`: J, repeats x folds: the training folds over which a chosen hyperparameter is summarised.
     """
 
     ratio: float
     level: float
     m: int
+    folds: int
+
+
+#: Each header of a compared table, and its column (None: a header the audit does not know).
+Kinds = dict[str, Column | None]
+
+
+@dataclass
+class ArmRow:
+    """An arm row of a compared table: its cells by header, its label, the params its cells state, its run."""
+
+    cells: dict[str, str]
+    label: str
+    where: str
+    stated: set[str] = field(default_factory=set)
+    run: Run | None = None
+    table: pd.DataFrame | None = None
 
 
 def interval_cell(printed: str) -> list[str] | None:
     """The three figures of a `mean [low, high]` cell, or None for a cell of another shape."""
     match = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", printed)
     return None if match is None else list(match.groups())
+
+
+#: A chosen hyperparameter's cell: median [min–max] over the training folds, and how many chose a grid end.
+CHOSEN_CELL = re.compile(
+    r"(?P<median>\S+) \[(?P<low>\S+)–(?P<high>\S+)\](?:; (?P<ends>\d+)/(?P<of>\d+) at a grid end)?"
+)
 
 
 @dataclass
@@ -750,8 +807,7 @@ class Audit:
         """Audit every compared table of a markdown file; the report says what it found."""
         found = blocks(text)
         compared = [block for block in found if compares(block)]
-        others = [block.name for block in found if block not in compared]
-        if others:
+        if others := [block.name for block in found if block not in compared]:
             self.report.notes.append(f"tables {', '.join(others)}: no Δ columns, not compared here, not checked")
         if not compared:
             raise AuditError("no compared table (one with Δ columns) between `<!-- table-X:start/end -->` markers")
@@ -765,197 +821,219 @@ class Audit:
                 self.report.problem(f"Table {block.name}", str(e))
         return self.report
 
-    def columns(self, block: Block) -> list[Column | None]:
+    def columns(self, block: Block) -> Kinds:
         """Each header's column, once the tested scores of the protocol are known to have theirs, and no others."""
-        kinds = [column(name) for name in block.header]
-        for name, kind in zip(block.header, kinds, strict=True):
+        kinds = {name: column(name) for name in block.header}
+        if "init" not in kinds or len(kinds) != len(block.header):
+            raise AuditError("no init column, or a header twice")
+        for name, kind in kinds.items():
+            where = f"Table {block.name}, column {name!r}"
             if kind is None:
-                self.report.problem(f"Table {block.name}, column {name!r}", "a column this audit does not know")
+                self.report.problem(where, "a column this audit does not know")
             elif kind.kind == CHOSEN:
-                self.report.notes.append(
-                    f"Table {block.name}, column {name!r}: from metrics/selection.json, not checked"
-                )
-            elif kind.kind == P_WITHIN and not same(self.protocol.margins.get(kind.score, math.nan), kind.margin):
-                self.report.problem(
-                    f"Table {block.name}, column {name!r}",
-                    f"the protocol's margin is ±{self.protocol.margins.get(kind.score, 'none')}",
-                )
-        shown = {(kind.kind, kind.score) for kind in kinds if kind is not None}
+                self.report.notes.append(f"{where}: from metrics/selection.json; only its form and fold count checked")
+            elif kind.kind == P_WITHIN and not same(self.protocol.margins.get(kind.score, math.nan), kind.detail):
+                self.report.problem(where, f"the protocol's margin is ±{self.protocol.margins.get(kind.score, 'none')}")
+        shown = {(kind.kind, kind.score) for kind in kinds.values() if kind is not None}
         for score in self.protocol.margins:
-            for kind in (DELTA, P_DIFFERS, P_WITHIN, LABEL):
+            for kind in TESTED:
                 if (kind, score) not in shown:
                     self.report.problem(f"Table {block.name}", f"no {kind} column of {score}, a tested measure")
         for kind, score in shown:
-            if kind in (DELTA, P_DIFFERS, P_WITHIN, LABEL) and score not in self.protocol.margins:
+            if kind in TESTED and score not in self.protocol.margins:
                 self.report.problem(
                     f"Table {block.name}", f"a {kind} column of {score}, which the protocol does not test"
                 )
         return kinds
 
     def table(self, block: Block) -> None:
-        """Audit one compared table: find its rows' runs, then check each row and the caption's figures."""
-        kinds = self.columns(block)
-        wanted, stated = setting(block.caption)
-        arms = [row for row in block.rows if not row[0].startswith("baseline: ")]
-        trivial = [row for row in block.rows if row[0].startswith("baseline: ")]
+        """Audit one compared table: find its arms' runs, then check its caption, its arms and its trivial baselines."""
+        kinds, wanted = self.columns(block), setting(block.caption)
+        if "train.lambda" not in wanted:
+            self.report.notes.append(f"Table {block.name}: its caption states no lambda; its arms' runs must share it")
+        rows = [dict(zip(block.header, row, strict=True)) for row in block.rows]
+        arms = [self.arm_run(block, row, wanted) for row in rows if not row["init"].startswith("baseline: ")]
         if len(arms) < 2:
             raise AuditError("fewer than two arms to compare")
-        tables: dict[int, pd.DataFrame] = {}
-        for row in arms:
-            where = f"Table {block.name}, {self.row_name(block, row)}"
-            try:
-                params = [*wanted, *row_params(block.header, row)]
-                run, count = newest(self.runs, params)
-                if run is None:
-                    stated_params = ", ".join(f"{w.param} {w.printed}" for w in params)
-                    raise AuditError(f"no finished experiment of this commit has its params ({stated_params})")
-                if count > 1:
-                    self.report.notes.append(
-                        f"{where}: {count} experiments match; the newest, {run.name} ({run.rev[:7]})"
-                    )
-                tables[id(row)] = self.predictions(run)
-            except AuditError as e:
-                self.report.problem(where, str(e))
+        self.shared(block, arms)
         first = arms[0]
-        if id(first) not in tables:
-            raise AuditError(f"the first arm, {self.row_name(block, first)}, has no predictions to compare with")
-        baseline = tables[id(first)]
-        stated_level = re.search(r"\[(\d+(?:\.\d+)?)% corrected resampled t intervals", block.caption)
-        if stated_level is None:
+        if first.table is None:
+            raise AuditError(f"the first arm, {first.label}, has no predictions to compare with")
+        level = re.search(r"\[(\d+(?:\.\d+)?)% corrected resampled t intervals", block.caption)
+        if level is None:
             raise AuditError("its caption states no level of the scores' intervals (`[95% corrected resampled t ...`)")
-        folds = baseline.groupby("repeat")["fold"].nunique().iloc[0]
-        family = Family(1 / (folds - 1), float(stated_level[1]) / 100, len(arms) - 1)
-        self.caption(block, stated, baseline, family.m)
-        for row in arms:
-            if id(row) in tables:
+        repeats, folds = first.table["repeat"].nunique(), first.table.groupby("repeat")["fold"].nunique().iloc[0]
+        family = Family(1 / (folds - 1), float(level[1]) / 100, len(arms) - 1, repeats * folds)
+        self.caption(block, kinds, first, family)
+        for arm in arms:
+            if arm.table is not None:
                 try:
-                    self.arm(block, kinds, row, tables[id(row)], None if row is first else baseline, family)
+                    self.arm(arm, kinds, None if arm is first else first.table, family)
                 except AuditError as e:
-                    self.report.problem(f"Table {block.name}, {self.row_name(block, row)}", str(e))
-        fold_tables = baseline_fold_scores(baseline)
-        for row in trivial:
-            where = f"Table {block.name}, {self.row_name(block, row)}"
-            if row[0] not in fold_tables:
+                    self.report.problem(arm.where, str(e))
+        trivial = baseline_fold_scores(first.table)
+        for row in (row for row in rows if row["init"].startswith("baseline: ")):
+            where = f"Table {block.name}, row {row['init']}"
+            if row["init"] not in trivial:
                 self.report.problem(where, "a baseline this audit does not know")
                 continue
-            self.scores(where, block, kinds, row, fold_tables[row[0]], family)
-            for name, kind, cell in zip(block.header, kinds, row, strict=True):
-                if kind is not None and kind.kind not in (NAMES, SCORE, CHOSEN):
-                    self.report.empty(f"{where}, {name}", cell)
+            self.scores(where, kinds, row, trivial[row["init"]], family)
+            for name, kind in kinds.items():
+                if kind is not None and kind.kind not in (NAMES, SCORE):
+                    self.report.empty(f"{where}, {name}", row[name])
             self.report.rows += 1
 
-    @staticmethod
-    def row_name(block: Block, row: Sequence[str]) -> str:
-        """A row as the messages name it: its name cells other than `-`."""
-        names = [cell for name, cell in zip(block.header, row, strict=True) if column(name) == Column(NAMES)]
-        return "row " + " ".join(cell for cell in names if cell != "-")
+    def arm_run(self, block: Block, row: dict[str, str], wanted: Mapping[str, Wanted]) -> ArmRow:
+        """An arm row with the newest run of the params that its caption and cells state (the cells' win) and its
+        predictions; what is not found is a problem, and left None."""
+        label = arm_label(row)
+        arm = ArmRow(row, label, f"Table {block.name}, row {label}")
+        try:
+            own = row_params(row)
+            arm.stated = {w.param for w in own}
+            params = {**wanted, **{w.param: w for w in own}}
+            if left := [w.param for w in params.values() if w.printed == AS_IN_EACH_ROW]:
+                raise AuditError(f"its params cell states no {', '.join(left)}, which the caption leaves to each row")
+            arm.run, count = newest(self.runs, params.values())
+            if arm.run is None:
+                printed = ", ".join(f"{w.param} {w.printed}" for w in params.values())
+                raise AuditError(f"no finished experiment of this commit has its params ({printed})")
+            if count > 1:
+                self.report.notes.append(
+                    f"{arm.where}: {count} experiments match; the newest, {arm.run.name} ({arm.run.rev[:7]})"
+                )
+            arm.table = self.predictions(arm.run)
+        except AuditError as e:
+            self.report.problem(arm.where, str(e))
+        return arm
 
-    def caption(self, block: Block, stated: re.Match[str], baseline: pd.DataFrame, m: int) -> None:
-        """Check the caption's figures: images, emotions, repeats and folds, alpha, m, the level, the margins."""
-        where = f"Table {block.name}, caption"
-        repeats, folds = baseline["repeat"].nunique(), baseline.groupby("repeat")["fold"].nunique().iloc[0]
-        self.report.number(f"{where}, images", stated["images"], baseline["image"].nunique())
-        self.report.number(f"{where}, emotions", stated["emotions"], len(emotions(baseline)))
+    def shared(self, block: Block, arms: Sequence[ArmRow]) -> None:
+        """The arms' runs must agree on every param that no row states: the arms differ in their own params alone."""
+        runs = [(arm.label, arm.run) for arm in arms if arm.run is not None]
+        stated = set().union(*(arm.stated for arm in arms))
+        for param in sorted({param for _, run in runs for param in run.params} - stated):
+            values = [run.params.get(param) for _, run in runs]
+            distinct = [value for i, value in enumerate(values) if value not in values[:i]]
+            if len(distinct) > 1:
+                groups = "; ".join(
+                    f"{value!r}: " + ", ".join(arm for (arm, _), v in zip(runs, values, strict=True) if v == value)
+                    for value in distinct
+                )
+                self.report.wrong(
+                    f"Table {block.name}", f"its arms' runs differ in {param}, which no row states ({groups})"
+                )
+
+    def caption(self, block: Block, kinds: Kinds, first: ArmRow, family: Family) -> None:
+        """Check the caption's figures (images, emotions, repeats and folds, alpha, m, the level, the margins), and that
+        it and the Δ headers compare with the first arm."""
+        where, table = f"Table {block.name}, caption", first.table
         expected: list[tuple[str, str, list[float]]] = [
-            ("repeats × folds", r"mean over the (\S+) × (\S+) folds", [repeats, folds]),
+            (
+                "images, emotions",
+                r"Emotion6, (\d+) images, (\d+) emotions",
+                [table["image"].nunique(), len(emotions(table))],
+            ),
+            (
+                "repeats × folds",
+                r"mean over the (\S+) × (\S+) folds",
+                [table["repeat"].nunique(), 1 / family.ratio + 1],
+            ),
             (
                 "alpha, m and level",
                 r"1 − (\S+)/m = (\S+)%, Bonferroni-simultaneous over the m = (\d+) arms",
-                [self.protocol.alpha, 100 * (1 - self.protocol.alpha / m), m],
+                [self.protocol.alpha, 100 * (1 - self.protocol.alpha / family.m), family.m],
             ),
         ]
         if "training folds" in block.caption:
-            expected.append(("training folds", r"over the (\d+) training folds", [repeats * folds]))
+            expected.append(("training folds", r"over the (\d+) training folds", [family.folds]))
         for what, pattern, values in expected:
-            match = re.search(pattern, block.caption)
-            if match is None:
+            if (match := re.search(pattern, block.caption)) is None:
                 self.report.problem(f"{where}, {what}", f"no {pattern!r} in the caption")
                 continue
             for printed, value in zip(match.groups(), values, strict=True):
                 self.report.number(f"{where}, {what}", printed, value)
         margins = re.search(r"margins of equivalence \(([^)]*)\)", block.caption)
-        stated_margins = {name: value for value, name in re.findall(r"±(\S+) ([^,]+)", margins[1] if margins else "")}
-        if {SCORE_HEADERS.get(name) for name in stated_margins} != set(self.protocol.margins):
-            self.report.problem(f"{where}, margins", f"states margins of {', '.join(stated_margins) or 'nothing'}")
-        for name, printed in stated_margins.items():
-            if SCORE_HEADERS.get(name) in self.protocol.margins:
-                self.report.number(f"{where}, margin of {name}", printed, self.protocol.margins[SCORE_HEADERS[name]])
+        stated = {name: value for value, name in re.findall(r"±(\S+) ([^,]+)", margins[1] if margins else "")}
+        if {SCORE_HEADERS.get(name) for name in stated} != set(self.protocol.margins):
+            self.report.problem(f"{where}, margins", f"states margins of {', '.join(stated) or 'nothing'}")
+        for name, printed in stated.items():
+            if (score := SCORE_HEADERS.get(name)) in self.protocol.margins:
+                self.report.number(f"{where}, margin of {name}", printed, self.protocol.margins[score])
+        against = re.search(r"Δ: arm − (.+?) on the same test images", block.caption)
+        if against is None or against[1] != first.label:
+            printed = f"arm − {against[1]!r}" if against else "no `Δ: arm − ... on the same test images`"
+            self.report.wrong(f"{where}, Δ", f"{printed}, not the first arm, {first.label!r}")
+        for name, kind in kinds.items():
+            if kind is not None and kind.kind == DELTA and kind.detail != first.label:
+                self.report.wrong(f"Table {block.name}, column {name!r}", f"not the first arm, {first.label!r}")
 
-    def scores(
-        self,
-        where: str,
-        block: Block,
-        kinds: Sequence[Column | None],
-        row: Sequence[str],
-        folds: pd.DataFrame,
-        family: Family,
-    ) -> None:
+    def scores(self, where: str, kinds: Kinds, row: Mapping[str, str], folds: pd.DataFrame, family: Family) -> None:
         """Check a row's score cells, each `mean [low, high]` over the folds; `-` for a score it does not have."""
-        for name, kind, cell in zip(block.header, kinds, row, strict=True):
-            if kind is None or kind.kind != SCORE:
-                continue
-            if kind.score not in folds:
-                self.report.empty(f"{where}, {name}", cell)
-                continue
-            figures = interval_cell(cell)
-            if figures is None:
-                self.report.problem(f"{where}, {name}", f"printed {cell!r}, not `mean [low, high]`")
-                continue
-            t = corrected(folds[kind.score].to_numpy(dtype=np.float64), family.ratio)
-            for part, printed, value in zip(
-                ("mean", "low", "high"), figures, (t.mean, *t.interval(family.level)), strict=True
-            ):
-                self.report.number(f"{where}, {name} ({part})", printed, value)
+        for name, kind in kinds.items():
+            if kind is not None and kind.kind == SCORE:
+                if kind.score not in folds:
+                    self.report.empty(f"{where}, {name}", row[name])
+                    continue
+                t = corrected(folds[kind.score].to_numpy(dtype=np.float64), family.ratio)
+                self.interval(f"{where}, {name}", row[name], (t.mean, *t.interval(family.level)))
 
-    def arm(
-        self,
-        block: Block,
-        kinds: Sequence[Column | None],
-        row: Sequence[str],
-        table: pd.DataFrame,
-        baseline: pd.DataFrame | None,
-        family: Family,
-    ) -> None:
-        """Check an arm row: its scores, and against `baseline` (None for the first arm) its comparison cells."""
-        where = f"Table {block.name}, {self.row_name(block, row)}"
-        folds = fold_scores(table)
+    def interval(self, where: str, printed: str, values: Sequence[float]) -> None:
+        """Check a `mean [low, high]` cell against the recomputed three."""
+        if (figures := interval_cell(printed)) is None:
+            self.report.problem(where, f"printed {printed!r}, not `mean [low, high]`")
+            return
+        for part, shown, value in zip(("mean", "low", "high"), figures, values, strict=True):
+            self.report.number(f"{where} ({part})", shown, value)
+
+    def arm(self, arm: ArmRow, kinds: Kinds, first: pd.DataFrame | None, family: Family) -> None:
+        """Check an arm row: its scores, its chosen cells' form, and its comparison cells against the `first` arm's
+        predictions (None for the first arm itself: they show `-`)."""
+        folds = fold_scores(arm.table)
         if not np.isfinite(folds.to_numpy(dtype=np.float64)).all():
-            self.report.problem(where, "a fold score that is not finite (a zero prediction of a positive target?)")
+            self.report.problem(arm.where, "a fold score that is not finite (a zero prediction of a positive target?)")
             return
-        self.scores(where, block, kinds, row, folds, family)
+        self.scores(arm.where, kinds, arm.cells, folds, family)
         self.report.rows += 1
-        compared = [
-            (name, kind, cell)
-            for name, kind, cell in zip(block.header, kinds, row, strict=True)
-            if kind is not None and kind.kind not in (NAMES, SCORE, CHOSEN)
-        ]
-        if baseline is None:
-            for name, _, cell in compared:
-                self.report.empty(f"{where}, {name}", cell)
-            return
-        table = paired(baseline, table)
-        differences = folds - fold_scores(baseline)
-        kl = pd.Series(image_kl(table) - image_kl(baseline)).groupby(baseline["image"].to_numpy()).mean()
-        for name, kind, cell in compared:
-            at = f"{where}, {name}"
-            if kind.kind == MEDIAN:
-                self.report.number(at, cell, float(kl.median()))
+        if first is not None:
+            differences = folds - fold_scores(first)
+            kl = image_kl(paired(first, arm.table)) - image_kl(first)
+            images = pd.Series(kl).groupby(first["image"].to_numpy()).mean()  # averaged over the repeats
+        for name, kind in kinds.items():
+            where, cell = f"{arm.where}, {name}", arm.cells[name]
+            if kind is None or kind.kind in (NAMES, SCORE):
+                continue
+            if kind.kind == CHOSEN:
+                self.chosen(where, cell, family)
+            elif first is None:
+                self.report.empty(where, cell)
+            elif kind.kind == MEDIAN:
+                self.report.number(where, cell, float(images.median()))
             elif kind.kind == IMPROVED:
-                self.report.number(at, cell, 100 * float((kl < 0).mean()))
+                self.report.number(where, cell, 100 * float((images < 0).mean()))
             elif kind.score in self.protocol.margins:
-                self.test(at, kind, cell, differences[kind.score].to_numpy(dtype=np.float64), family)
+                self.test(where, kind, cell, differences[kind.score].to_numpy(dtype=np.float64), family)
+
+    def chosen(self, where: str, printed: str, family: Family) -> None:
+        """A chosen cell's form, `median [min–max]` with min <= median <= max, and its `; k/n at a grid end`, if any,
+        with k <= n and n the training folds."""
+        match = CHOSEN_CELL.fullmatch(printed)
+        try:
+            ordered = match is not None and float(match["low"]) <= float(match["median"]) <= float(match["high"])
+        except ValueError:
+            ordered = False
+        if not ordered:
+            self.report.wrong(where, f"printed {printed!r}, not `median [min–max]` in order")
+        elif match["of"] is not None:
+            self.report.number(f"{where} (folds)", match["of"], family.folds)
+            if int(match["ends"]) > int(match["of"]):
+                self.report.wrong(where, f"printed {printed!r}: more folds at a grid end than folds")
 
     def test(self, where: str, kind: Column, cell: str, differences: np.ndarray, family: Family) -> None:
         """Check one cell of a tested score's comparison, from the per-fold `differences` and the protocol."""
         t, margin, m = corrected(differences, family.ratio), self.protocol.margins[kind.score], family.m
         low, high = t.interval(1 - self.protocol.alpha / m)
         if kind.kind == DELTA:
-            figures = interval_cell(cell)
-            if figures is None:
-                self.report.problem(where, f"printed {cell!r}, not `mean [low, high]`")
-                return
-            for part, printed, value in zip(("mean", "low", "high"), figures, (t.mean, low, high), strict=True):
-                self.report.number(f"{where} ({part})", printed, value)
+            self.interval(where, cell, (t.mean, low, high))
         elif kind.kind == P_DIFFERS:
             self.report.number(where, cell, min(1.0, m * t.p_two_sided()))
         elif kind.kind == P_WITHIN:
@@ -975,18 +1053,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rev", help="the commit whose experiments made the tables (default: the current one)")
     args = parser.parse_args(argv)
     repository = Repository(Path.cwd())
+
+    def load(run: Run) -> pd.DataFrame:
+        try:
+            return pd.read_csv(io.BytesIO(repository.read(run.rev, PREDICTIONS)))
+        except ValueError as e:  # pandas' ParserError and a file that is no text
+            raise AuditError(f"{PREDICTIONS} of {run.name} ({run.rev[:7]}): not a CSV table ({e})") from None
+
     try:
         protocol = read_protocol(args.protocol.read_text(encoding="utf-8"))
         text = args.file.read_text(encoding="utf-8")
-        runs = finished(repository.show(args.rev))
-
-        def load(run: Run) -> pd.DataFrame:
-            try:
-                return pd.read_csv(io.BytesIO(repository.read(run.rev, PREDICTIONS)))
-            except ValueError as e:  # pandas' ParserError and a file that is no text
-                raise AuditError(f"{PREDICTIONS} of {run.name} ({run.rev[:7]}): not a CSV table ({e})") from None
-
-        report = Audit(protocol, runs, load).file(text)
+        report = Audit(protocol, finished(repository.show(args.rev)), load).file(text)
     except (AuditError, OSError, json.JSONDecodeError) as e:
         print(f"audit: {e}", file=sys.stderr)
         return 1

@@ -4,6 +4,9 @@
   here, worked out by hand with Student's t from SciPy.
 - A compared table that ewmtcnn.study.table writes from the same predictions reads back cell by cell, and
   every figure of it matches the audit's; a figure moved past its printed rounding, or a label changed, does not.
+- So does a converged table tested against a first arm other than `none` (tables A and D), an arm of it with its
+  own lambda: its rows found by recipe, lambda, PCA and grid, its Δ headers and caption naming the first arm, its
+  chosen cells of the right form; the setting sentence of every recipe that table.py writes finds its params.
 - The margins and error rate as docs/protocol.md declares them; predictions read from an experiment's commit
   or the DVC cache, by the md5 of its dvc.lock; the finished experiments of `dvc exp show --json`.
 """
@@ -27,6 +30,7 @@ from audit import recompute
 from audit.recompute import Audit, AuditError, Protocol, Repository, Run
 from ewmtcnn.evaluation import report, resampling
 from ewmtcnn.study import paired, protocol
+from ewmtcnn.study import table as study_table
 from ewmtcnn.study.design import BASELINE, Arm, Grid
 from ewmtcnn.study.table import comparison_table, markers
 from support import REPO
@@ -65,6 +69,8 @@ PARAMS = {
     "train.epochs": 20,
     "train.lr_head": 0.01,
     "train.weight_decay": 0.0005,
+    "train.lambda": 0.7,
+    "train.pca": 256,
     "select.epochs": 80,
     "select.share": 0.2,
     "split.repeats": 2,
@@ -212,7 +218,8 @@ def flat_metrics(table: pd.DataFrame) -> dict[str, float]:
 
 
 TABLES = {BASELINE: NONE_TABLE, WHEEL: WHEEL_TABLE, EYE: EYE_TABLE}
-#: The chosen settings of each arm, as metrics/selection.json summarises them (not checked by the audit).
+#: The chosen settings of each arm, as metrics/selection.json summarises them; a fixed table shows no column of them,
+#: only its caption's count of training folds.
 CHOSEN = {
     "epochs": {"median": 20.0, "min": 20.0, "max": 20.0},
     "lr_head": {"median": 0.01, "min": 0.01, "max": 0.01},
@@ -319,11 +326,203 @@ def test_a_row_without_its_experiment_is_not_checked() -> None:
     (mismatch,) = found.mismatches
     assert mismatch.startswith("Table A, row eye unfreeze direct: not checked: no finished experiment of this commit")
     assert mismatch.endswith(
-        "train.recipe not selected, train.epochs 20, train.lr_head 0.01, train.weight_decay 0.0005, "
+        "train.recipe fixed, train.epochs 20, train.lr_head 0.01, train.weight_decay 0.0005, "
         "split.repeats 2, split.folds 2, split.seed 0, prior.init eye, prior.freeze False, model.head direct)"
     )
     with pytest.raises(AuditError, match="run `make table` first"):
         Audit(DECLARED, [], load).file(text)
+
+
+#: What the wheel under the paper's loss predicts for an image's own class.
+LAMBDA_Q = {
+    **{(0, "a"): 0.75, (0, "c"): 0.5, (0, "b"): 0.55, (0, "d"): 0.6},
+    **{(1, "a"): 0.7, (1, "d"): 0.45, (1, "b"): 0.65, (1, "c"): 0.7},
+}
+PAPER_LOSS = WHEEL._replace(pinned=(("train.lambda", 0.7),))
+#: A converged grid as table A and D are since 509d5d1: tested against the frozen wheel, an arm with its own lambda.
+CONVERGED_GRID = Grid(
+    "D", "made here", (WHEEL, BASELINE, EYE, PAPER_LOSS), (("train.recipe", "converged"), ("train.lambda", 1.0))
+)
+CONVERGED_PARAMS = {
+    **PARAMS,
+    "train.recipe": "converged",
+    "train.lambda": 1.0,
+    "select.weight_decay": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+    "select.folds": 5,
+}
+CONVERGED_TABLES = {WHEEL: WHEEL_TABLE, BASELINE: NONE_TABLE, EYE: EYE_TABLE, PAPER_LOSS: predictions(LAMBDA_Q)}
+#: What experiments.chosen makes of a converged run's metrics/selection.json: its weight decay, with the grid ends.
+CONVERGED_CHOSEN = {"weight_decay": {"median": 0.05, "min": 0.02, "max": 10.0, "ends": 1.0, "folds": 4.0}}
+
+
+def converged_table() -> str:
+    """CONVERGED_GRID's table as `python -m ewmtcnn.study.table` writes it between its markers."""
+    rows = pd.DataFrame(
+        [{**CONVERGED_PARAMS, **arm.params(), **flat_metrics(CONVERGED_TABLES[arm])} for arm in CONVERGED_GRID.arms],
+        index=pd.Index([arm.label for arm in CONVERGED_GRID.arms], name="variant"),
+    )
+    compared = paired.compare(CONVERGED_TABLES, WHEEL)
+    chosen = dict.fromkeys(CONVERGED_GRID.arms, CONVERGED_CHOSEN)
+    start, end = markers("D")
+    return f"intro\n\n{start}\n{comparison_table(CONVERGED_GRID, rows, compared, chosen)}\n{end}\n"
+
+
+def converged_runs() -> list[Run]:
+    """A converged run per arm, and newer runs that are no row: the wheel under the fixed recipe, on all its
+    features and with a narrower grid, and the eye arm under the paper's loss."""
+
+    def run(name: str, arm: Arm, when: int, **params: object) -> Run:
+        return Run(name, f"rev-{name}", datetime(2026, 1, when), {**CONVERGED_PARAMS, **arm.params(), **params})
+
+    decoys = [
+        run("fixed", WHEEL, 3, **{"train.recipe": "fixed"}),
+        run("all features", WHEEL, 3, **{"train.pca": 0}),
+        run("narrow", WHEEL, 3, **{"select.weight_decay": (0.001, 10)}),
+        run("eye paper loss", EYE, 3, **{"train.lambda": 0.7}),
+    ]
+    return [*(run(arm.label, arm, 2) for arm in CONVERGED_GRID.arms), *decoys]
+
+
+def converged_load(run: Run) -> pd.DataFrame:
+    """The predictions of `converged_runs()`: each decoy predicts as none."""
+    return {arm.label: table for arm, table in CONVERGED_TABLES.items()}.get(run.name, NONE_TABLE)
+
+
+def test_a_converged_table_against_its_first_arm_reads_back_and_matches() -> None:
+    """A converged table tested against the frozen wheel, as table.py writes it: every figure recomputed.
+
+    - Its rows are found by recipe, lambda (the caption's, or a row's own), PCA and grid; no decoy is taken.
+    - The Δ of `none` is against the wheel: the wheel's against `none`, negated, with m = 3.
+    """
+    text = converged_table()
+    (block,) = recompute.blocks(text)
+    assert "head trained; lambda 1; each head fitted to convergence (L-BFGS) on its first 256" in block.caption
+    assert "Δ: arm − original freeze direct on the same test images" in block.caption
+    rows = [dict(zip(block.header, row, strict=True)) for row in block.rows]
+    assert [recompute.arm_label(row) for row in rows] == [arm.label for arm in CONVERGED_GRID.arms]  # no baselines
+    assert (rows[3]["params"], rows[3]["weight_decay chosen"]) == (
+        "train.lambda 0.7",
+        "0.05 [0.02–10]; 1/4 at a grid end",
+    )
+    mean, low, high, p_differs, p_within = corrected_by_hand([-0.5, 0.0, 0.0, -0.5], 1.0, 3, 0.02)
+    none = rows[1]
+    assert recompute.interval_cell(none["Δacc vs original freeze direct"]) == [f"{v:+.3f}" for v in (mean, low, high)]
+    assert (none["p acc differs"], none["p acc within ±0.02"]) == (f"{p_differs:.3f}", f"{p_within:.3f}")
+    found = Audit(DECLARED, converged_runs(), converged_load).file(text)
+    assert found.mismatches == []
+    assert (found.tables, found.rows, found.labels) == (["D"], 4, 12)
+    # 4 arms x 11 scores x 3; 3 arms x (4 tested x 5 + 2); 4 chosen fold counts; the caption's 8 and 4 margins
+    assert found.numbers == 132 + 66 + 4 + 12
+    assert not any("experiments match" in note for note in found.notes)
+    assert any("'weight_decay chosen': from metrics/selection.json" in note for note in found.notes)
+    assert found.worst[0] <= 1 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "| ΔKL vs original freeze direct |",
+            "| ΔKL vs none |",
+            "Table D, column 'ΔKL vs none': not the first arm, 'original freeze direct'",
+        ),
+        (
+            "Δ: arm − original freeze direct on",
+            "Δ: arm − none on",
+            "Table D, caption, Δ: arm − 'none', not the first arm, 'original freeze direct'",
+        ),
+    ],
+)
+def test_a_comparison_with_another_arm_than_the_first_is_a_mismatch(old: str, new: str, expected: str) -> None:
+    """The Δ headers and the caption must name the first arm, which every comparison is recomputed against."""
+    found = Audit(DECLARED, converged_runs(), converged_load).file(converged_table().replace(old, new))
+    assert found.mismatches == [expected]
+
+
+def test_a_converged_row_is_found_by_its_lambda_and_recipe() -> None:
+    """Without the wheel's converged run under the paper's loss, that row has none: not the wheel's at lambda 1,
+    nor the newer fixed one."""
+    without = [run for run in converged_runs() if run.name != PAPER_LOSS.label]
+    found = Audit(DECLARED, without, converged_load).file(converged_table())
+    (mismatch,) = found.mismatches
+    assert mismatch.startswith("Table D, row original freeze direct lambda=0.7: not checked: no finished experiment")
+    assert (
+        "train.lambda 0.7, train.recipe converged, train.pca 256, select.weight_decay 0.001 to 10 (13 values), "
+        "select.folds 5, split.repeats 2" in mismatch
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (
+            "0.05 [0.02–10]; 1/5 at a grid end",
+            "Table D, row none, weight_decay chosen (folds): printed 5, recomputed 4",
+        ),
+        ("0.05 [0.02–10]; 5/4 at a grid end", "Table D, row none, weight_decay chosen: printed '0.05 [0.02–10]; 5/4"),
+        ("0.05 [0.1–10]; 1/4 at a grid end", "Table D, row none, weight_decay chosen: printed '0.05 [0.1–10]; 1/4"),
+        ("0.05", "Table D, row none, weight_decay chosen: printed '0.05', not `median [min–max]` in order"),
+    ],
+)
+def test_a_chosen_cell_of_another_form_or_fold_count_is_a_mismatch(cell: str, expected: str) -> None:
+    """Chosen cells are not recomputed, but must read `median [min–max]`, and `; k/n at a grid end` of the J folds."""
+    found = Audit(DECLARED, converged_runs(), converged_load).file(
+        changed(converged_table(), 1, "weight_decay chosen", cell)
+    )
+    (mismatch,) = found.mismatches
+    assert mismatch.startswith(expected)
+
+
+def test_the_arms_runs_must_share_the_params_no_row_states() -> None:
+    """The fixed recipe's caption states no lambda: the rows' runs are found whatever theirs, and must share it."""
+    mixed = [
+        Run(r.name, r.rev, r.timestamp, {**r.params, "train.lambda": 1.0}) if r.name == EYE.label else r for r in runs()
+    ]
+    found = Audit(DECLARED, mixed, load).file(written_table())
+    assert found.mismatches == [
+        "Table A: its arms' runs differ in train.lambda, which no row states "
+        "(0.7: none, original freeze direct; 1.0: eye unfreeze direct)"
+    ]
+    assert "Table A: its caption states no lambda; its arms' runs must share it" in found.notes
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        PARAMS,
+        {**PARAMS, "train.recipe": "selected", "split.repeats": 1},
+        CONVERGED_PARAMS,
+        {**CONVERGED_PARAMS, "train.pca": 0, "select.folds": 3, "train.lambda": 0.7},
+    ],
+    ids=["fixed", "selected", "converged", "converged all features"],
+)
+def test_the_setting_that_table_py_writes_finds_the_runs_of_its_params(params: dict[str, object]) -> None:
+    """Every param that the audit reads off table.py's setting sentence holds for the params it was written from,
+    and no run of another recipe matches."""
+    sentence = study_table.setting(pd.DataFrame([params]), 4)
+    wanted = recompute.setting(f"**Table X: made here.** {sentence} Scores on the held-out folds.")
+    assert all(w.test(params.get(w.param)) for w in wanted.values())
+    assert ("train.lambda" in wanted) == (params["train.recipe"] == "converged")
+    for other in {"fixed", "selected", "converged"} - {params["train.recipe"]}:
+        assert not wanted["train.recipe"].test(other)
+    if params["train.recipe"] == "converged":
+        assert not wanted["train.lambda"].test(1.7 - params["train.lambda"])
+        assert not wanted["train.pca"].test(128)
+
+
+def test_a_param_that_the_caption_leaves_to_each_row_must_be_a_rows() -> None:
+    """`lr_head as in each row` matches no run by itself: a row's params cell must state it."""
+    sentence = study_table.setting(pd.DataFrame([PARAMS]), 4, {"train.lr_head"})
+    assert "lr_head as in each row" in sentence
+    wanted = recompute.setting(f"{sentence} Scores")
+    assert not wanted["train.lr_head"].test(0.01)
+    audit = Audit(DECLARED, runs(), load)
+    arm = audit.arm_run(recompute.blocks(written_table())[0], {"init": "eye", "freeze": "unfreeze"}, wanted)
+    assert arm.run is None
+    assert audit.report.mismatches == [
+        "Table A, row eye unfreeze: not checked: its params cell states no train.lr_head, which the caption leaves "
+        "to each row"
+    ]
 
 
 def test_finished_experiments_of_dvc_exp_show() -> None:
