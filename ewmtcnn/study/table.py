@@ -72,7 +72,10 @@ def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
             f"training fold on a stratified inner validation split of {row['select.share']:.0%} of it"
         )
     given = {name: "as in each row" if f"train.{name}" in varied else row[f"train.{name}"] for name in HYPERPARAMETERS}
-    return f"{given['epochs']} epochs, lr_head {given['lr_head']}, weight_decay {given['weight_decay']}"
+    return (
+        f"lambda {row['train.lambda']:g}; {given['epochs']} epochs, lr_head {given['lr_head']}, "
+        f"weight_decay {given['weight_decay']}"
+    )
 
 
 def _split(row: pd.Series) -> str:

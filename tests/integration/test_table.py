@@ -48,6 +48,7 @@ PARAMS = {
     "split.seed": 0,
     "split.repeats": 3,
     "train.recipe": "selected",
+    "train.lambda": 0.7,
     "train.epochs": 20,
     "train.lr_head": 0.01,
     "train.weight_decay": 0.0005,
@@ -206,7 +207,8 @@ def test_comparison_table_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
         "by less than the margin) when both, inconclusive when neither."
     ) in caption
     assert caption.endswith(
-        "Chosen: median [min–max] over the 15 training folds of the settings picked on their inner validation split."
+        "Chosen: median [min–max] over the 15 training folds of the settings picked on their inner validation, and "
+        "how many folds picked the smallest or largest value of its grid."
     )
 
 
@@ -223,7 +225,8 @@ def test_a_table_of_fixed_settings_says_them_and_has_no_chosen_columns() -> None
     assert header[-1] == "prior for macro-F1" and not any("chosen" in name for name in header)
     assert (
         "Emotion6, 60 images, 7 emotions (neutral kept), class label `dominant`; efficientnet_lite0 (random init), "
-        "frozen features, head trained; 20 epochs, lr_head 0.01, weight_decay 0.0005; 5-fold cross-validation "
+        "frozen features, head trained; lambda 0.7; 20 epochs, lr_head 0.01, weight_decay 0.0005; 5-fold "
+        "cross-validation "
         "(split seed 0). Scores on the held-out folds: mean over the 1 × 5 folds"
     ) in text
     assert "Chosen" not in text
@@ -325,7 +328,7 @@ def test_reimplementation_table_by_hand() -> None:
     assert caption.startswith(
         "**Table C: made here.** Emotion6, 1980 images, 6 emotions (neutral dropped), class "
         "label `folder`; efficientnet_lite0 (ImageNet weights), frozen features, head trained; "
-        "20 epochs, lr_head 0.01, weight_decay 0.0005; 3 repeats of 5-fold"
+        "lambda 0.7; 20 epochs, lr_head 0.01, weight_decay 0.0005; 3 repeats of 5-fold"
     )
     assert caption.endswith(
         "Comparable in ordering only: efficientnet_lite0 is not the reimplementation's backbone, and it is not "
@@ -427,23 +430,26 @@ def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatc
             if grid.kind == "reimplementation":
                 assert cell["train acc (in place)"] == f"{100 * metrics['train']['acc']['mean']:.1f}%"
                 continue
-            assert ("params" in cell) == (grid.name == "D")
-            if grid.name == "D":
-                assert cell["params"] == ", ".join(f"{param} {value}" for param, value in arm.pinned)
+            assert ("params" in cell) == (grid.name in ("A", "D"))
+            if grid.name in ("A", "D"):
+                assert cell["params"] == (", ".join(f"{param} {value}" for param, value in arm.pinned) or "-")
             if arm == grid.arms[0]:
-                assert cell["ΔKL vs none"] == "-"
+                assert cell[f"ΔKL vs {arm.label}"] == "-"
             else:
                 c = compared[arm]
                 assert cell["median ΔKL"] == f"{c.paired.kl_median:+.4f}"
                 assert [cell[f"prior for {name}"] for name in ("KL", "acc", "balanced acc", "macro-F1")] == [
                     c.tests[score].label for score in MARGINS
                 ]
+            assert "epochs chosen" not in cell  # A's recipe chooses the weight decay alone; B and D choose nothing
             if grid.name == "A":
                 chosen = json.loads(committed(project, rows.at[arm.label, "rev"], "metrics/selection.json"))
-                epochs = chosen["epochs"]
-                assert cell["epochs chosen"] == f"{epochs['median']:g} [{epochs['min']:g}–{epochs['max']:g}]"
+                decay, grid_ = chosen["weight_decay"], rows.at[arm.label, "select.weight_decay"]
+                ends = sum(fold["weight_decay"] in (min(grid_), max(grid_)) for fold in chosen["folds"])
+                spread = f"{decay['median']:g} [{decay['min']:g}–{decay['max']:g}]"
+                assert cell["weight_decay chosen"] == f"{spread}; {ends}/{len(chosen['folds'])} at a grid end"
             else:
-                assert "epochs chosen" not in cell
+                assert "weight_decay chosen" not in cell
         # The fake stage's one clearly better arm (predictions closer to the truth) helps on both measures.
         if grid.name in ("A", "B"):
             better = dict(zip(header, lines[grid.arms.index(Arm("corr", True, "direct"))], strict=True))
@@ -456,7 +462,7 @@ def test_table_command_end_to_end(project: Repo, monkeypatch: pytest.MonkeyPatch
     readme = (project.root / "README.md").read_text()
     assert readme.startswith("# Project\n\nIntro.\n\n<!-- table-A:start -->\n**Table A: ")
     assert readme.endswith("<!-- table-E:end -->\n\n## After\n\nkept\n")
-    for grid, rows in zip(GRIDS, (15, 15, 7, 4, 6), strict=True):
+    for grid, rows in zip(GRIDS, (17, 15, 7, 5, 6), strict=True):
         start, end = markers(grid.name)
         block = readme.split(start)[1].split(end)[0]
         assert f"old table {grid.name}" not in block and block.strip() in done.stdout
