@@ -21,11 +21,11 @@ from ewmtcnn.config.sections import Classic, Data, Extraction, Model, Params, Pr
 from ewmtcnn.data import augment
 from ewmtcnn.model import backbones
 from ewmtcnn.training.variant import Variant
-from stages import check, download, evaluate, features, final, preprocess, split, train
+from stages import check, classic, download, evaluate, features, final, preprocess, split, train
 from support import REPO, write_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-STAGES = (check, download, preprocess, split, features, train, evaluate, final)
+STAGES = (check, download, preprocess, split, features, train, evaluate, final, classic)
 LITE0 = backbones.get("efficientnet_lite0")
 
 
