@@ -148,6 +148,37 @@ def test_selection_never_reads_held_out_rows(monkeypatch: pytest.MonkeyPatch) ->
         assert np.array_equal(predictions.pred(before), predictions.pred(after))
 
 
+def test_each_fit_projects_its_own_rows_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Selection's fits standardise and project their inner-training rows (40 of the fold's 60), never its
+    inner-validation rows; the final fit the whole fold. Each set of rows is projected once for every method."""
+    table = labels()
+    targets = table[list(EMOTIONS)].to_numpy()
+    data = classic.Inputs(
+        table["image"],
+        table["dominant"].to_numpy(),
+        EMOTIONS,
+        targets / targets.sum(axis=1, keepdims=True),
+        features(table),
+    )
+    every = np.arange(N)
+    planned = crossval.Fold(0, 0, every[every % FOLDS != 0], every[every % FOLDS == 0])
+    projected: list[np.ndarray] = []
+    real = classic.Standardiser.of
+
+    def spy(x: np.ndarray, keep: int) -> classic.Standardiser:
+        projected.append(x.copy())
+        return real(x, keep)
+
+    monkeypatch.setattr(classic.Standardiser, "of", spy)
+    classic.outcomes(Classic(("pt_bayes", "sa_bfgs"), pca=3, folds=3), data, [planned], seed=3)
+    assert sorted(len(x) for x in projected) == [40, 40, 40, 60]
+    rows = {row.tobytes(): i for i, row in enumerate(data.features.astype(np.float64))}
+    parts = [{rows[row.tobytes()] for row in x} for x in projected]
+    assert parts[-1] == set(planned.train)
+    left_out = [set(planned.train) - part for part in parts[:-1]]  # each inner fold's validation images
+    assert sum(map(len, left_out)) == len(planned.train) and set().union(*left_out) == set(planned.train)
+
+
 def test_an_unknown_method_is_refused_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
