@@ -21,8 +21,15 @@ LEARNING_CURVE = Path("plots/learning_curve.csv")
 CONFUSION = Path("plots/confusion.csv")
 PRIOR_PLOT = Path("plots/prior.png")
 FINAL = Path("data/final/model.pt")
+CLASSIC = Path("data/classic")  # the classic stage's out-of-fold predictions, a folder per method
+CLASSIC_METRICS = Path("metrics/classic.json")
 
 
 def fold_dir(repeat: int, fold: int) -> Path:
     """Where the train stage keeps one fold's weights, history, predictions and chosen settings."""
     return TRAINED / f"repeat-{repeat}" / f"fold-{fold}"
+
+
+def classic_predictions(method: str) -> Path:
+    """Where the classic stage keeps one method's out-of-fold predictions (as metrics/predictions.csv)."""
+    return CLASSIC / method / "predictions.csv"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
@@ -126,3 +127,30 @@ def separable(n: int, d: int, c: int, shift: float, seed: int = 0) -> tuple[np.n
     targets = rng.dirichlet(np.ones(c), n)
     targets[np.arange(n), classes] += 1
     return features, targets / targets.sum(axis=1, keepdims=True), classes
+
+
+#: Two repeats of three folds over six images, two in each fold: (repeat, image) -> fold.
+SIX_IMAGES = {
+    **{(0, 0): 0, (0, 1): 0, (0, 2): 1, (0, 3): 1, (0, 4): 2, (0, 5): 2},
+    **{(1, 0): 0, (1, 3): 0, (1, 1): 1, (1, 4): 1, (1, 2): 2, (1, 5): 2},
+}
+
+
+def anger_predictions(q: dict[tuple[int, int], float]) -> pd.DataFrame:
+    """A metrics/predictions.csv of SIX_IMAGES, in repeat order, predicting anger with probability q[(repeat, image)].
+
+    - Each image is truly all anger, so its KL is -ln q, and it is right when q > 1/2.
+    """
+    keys = sorted(SIX_IMAGES)
+    return pd.DataFrame(
+        {
+            "image": [f"x/{image}.jpg" for _, image in keys],
+            "repeat": [repeat for repeat, _ in keys],
+            "fold": [SIX_IMAGES[key] for key in keys],
+            "label": "anger",
+            "true_anger": 1.0,
+            "true_disgust": 0.0,
+            "pred_anger": [q[key] for key in keys],
+            "pred_disgust": [1 - q[key] for key in keys],
+        }
+    )

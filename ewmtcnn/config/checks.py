@@ -97,6 +97,15 @@ def choice(params: Mapping[str, Any], dotted: str, allowed: tuple[str, ...]) -> 
     return value
 
 
+def names(params: Mapping[str, Any], dotted: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """A non-empty list of distinct names among `allowed`; `what` says what they are, in the error."""
+    values = get(params, dotted, list)
+    found = [value for value in values if isinstance(value, str)]
+    if not values or len(found) != len(values) or len(set(found)) != len(found) or not set(found) <= set(allowed):
+        raise _refuse(dotted, f"a non-empty list of distinct {what} among {', '.join(allowed)}", values)
+    return tuple(found)
+
+
 def _bound(x: float) -> str:
     return str(x) if isinstance(x, int) else f"{x:g}"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from ewmtcnn import InputError
-from ewmtcnn.config.checks import choice, get, integer, number, numbers, read, seed
+from ewmtcnn.config.checks import choice, get, integer, names, number, numbers, read, seed
 from ewmtcnn.paths import PARAMS
 
 #: `data.label`: the annotators' dominant emotion, or the search keyword (the image's folder).
@@ -35,6 +35,9 @@ VIEWS: tuple[str, ...] = ("centre", "mirror", "full")
 #: `train.recipe`: SGD settings chosen on an inner validation split, the paper's as given, or a head
 #: fitted to convergence on standardised features with its weight decay chosen by inner cross-validation.
 RECIPES = ("selected", "fixed", "converged")
+#: `classic.methods`: the classic label distribution learning methods (`ewmtcnn.ldl.METHODS`, which this layer
+#: may not import; a test keeps the two in step).
+LDL_METHODS: tuple[str, ...] = ("sa_bfgs", "aa_knn", "pt_bayes", "ldl_lrr")
 
 #: The largest store side: 1980 images of 1024 px already take 6.2 GB, and no backbone here reads more than ~500 px.
 MAX_SIZE = 1024
@@ -154,20 +157,14 @@ class Extraction:
     @classmethod
     def parse(cls, p: Mapping[str, Any]) -> Extraction:
         layers = choice(p, "features.layers", LAYERS)
-        views = get(p, "features.views", list)
-        names = [v for v in views if isinstance(v, str)]
-        if not views or len(names) != len(views) or len(set(names)) != len(names) or not set(names) <= set(VIEWS):
-            raise InputError(
-                f"{PARAMS}: features.views must be a non-empty list of distinct views among "
-                f"{', '.join(VIEWS)}; found {views!r}"
-            )
+        views = names(p, "features.views", VIEWS, "views")
         size = get(p, "features.size", int)
         if isinstance(size, bool) or (size != 0 and not MIN_SIZE <= size <= MAX_SIZE):
             raise InputError(
                 f"{PARAMS}: features.size must be 0 (the backbone's native side) or an integer in "
                 f"[{MIN_SIZE}, {MAX_SIZE}]; found {size!r}"
             )
-        return cls(layers, tuple(views), size)
+        return cls(layers, views, size)
 
     def record(self) -> dict[str, Any]:
         """As a final model stores it."""
@@ -248,6 +245,23 @@ class Select:
 
 
 @dataclass(frozen=True)
+class Classic:
+    """`classic.*`: the classic LDL methods that the `classic` stage cross-validates on the cached features."""
+
+    methods: tuple[str, ...]
+    pca: int  # principal components kept of each training fold's standardised features (0: all)
+    folds: int  # inner cross-validation folds of each training fold that choose a method's hyperparameters
+
+    @classmethod
+    def parse(cls, p: Mapping[str, Any]) -> Classic:
+        return cls(
+            methods=names(p, "classic.methods", LDL_METHODS, "methods"),
+            pca=integer(p, "classic.pca", 0, MAX_PCA),
+            folds=integer(p, "classic.folds", 2, MAX_FOLDS),
+        )
+
+
+@dataclass(frozen=True)
 class Params:
     """Every section of params.yaml, each value checked."""
 
@@ -259,6 +273,7 @@ class Params:
     features: Extraction
     train: Train
     select: Select
+    classic: Classic
 
     @classmethod
     def parse(cls, p: Mapping[str, Any]) -> Params:
@@ -277,6 +292,7 @@ class Params:
             features=Extraction.parse(p),
             train=Train.parse(p),
             select=Select.parse(p),
+            classic=Classic.parse(p),
         )
 
 

@@ -104,6 +104,15 @@ def fold_size_ratio(table: pd.DataFrame) -> float:
     return float(test.mean() / train.mean())
 
 
+def summary(out_of_fold: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each score's mean, std and 95% interval over the (repeat, fold)s of out-of-fold predictions.
+
+    - As metrics.json's `test` section: every fold scored on its own rows (`scores`), then `resampling.summarise`.
+    """
+    per_fold = [scores(table) for _, table in out_of_fold.groupby(["repeat", "fold"])]
+    return resampling.summarise(per_fold, fold_size_ratio(out_of_fold))
+
+
 def baseline_report(out_of_fold: pd.DataFrame, ratio: float) -> dict[str, dict[str, dict[str, float]]]:
     """Each baseline's scores summarised over the (repeat, fold)s, learned from each fold's training folds."""
     per_fold: dict[str, list[dict[str, float]]] = {name: [] for name in baselines.BASELINES}

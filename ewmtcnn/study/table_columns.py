@@ -62,7 +62,7 @@ def _section(experiment: pd.Series, prefix: str) -> dict[str, dict[str, float]]:
     }
 
 
-def _interval(stats: Stats | None, digits: int, sign: str = "") -> str:
+def interval(stats: Stats | None, digits: int, sign: str = "") -> str:
     """A figure and its interval, or a published figure alone; `-` without one."""
     if stats is None:
         return "-"
@@ -105,9 +105,7 @@ def _comparison(score: str, baseline: str) -> list[Column]:
     """
     digits = DIGITS.get(score, 3)
     name = header(score)
-    difference = _assessed(
-        score, lambda a: _interval({"mean": a.mean, "ci_low": a.low, "ci_high": a.high}, digits, "+")
-    )
+    difference = _assessed(score, lambda a: interval({"mean": a.mean, "ci_low": a.low, "ci_high": a.high}, digits, "+"))
     return [
         _compared(f"Δ{name} vs {baseline}", difference),
         *(KL_IMAGES if score == "kl" else ()),
@@ -134,9 +132,9 @@ def _names() -> list[Column]:
     return [Column(header, lambda row, i=i: row.names[i]) for i, header in enumerate(("init", "freeze", "head"))]
 
 
-def _score(score: str, prefix: str = "") -> Column:
+def score_column(score: str, prefix: str = "") -> Column:
     """A held-out score: mean [interval]."""
-    return Column(prefix + header(score), lambda row: _interval(row.test.get(score), DIGITS.get(score, 3)))
+    return Column(prefix + header(score), lambda row: interval(row.test.get(score), DIGITS.get(score, 3)))
 
 
 def comparison_columns(chosen: Sequence[str] = (), pinned: bool = False, baseline: str = "none") -> list[Column]:
@@ -149,7 +147,7 @@ def comparison_columns(chosen: Sequence[str] = (), pinned: bool = False, baselin
     return [
         *_names(),
         *([Column("params", lambda row: row.pinned)] if pinned else []),
-        *(_score(score) for score in metrics.SCORES),
+        *(score_column(score) for score in metrics.SCORES),
         *(column for score in MARGINS for column in _comparison(score, baseline)),
         *(_compared(f"prior for {header(score)}", _assessed(score, lambda a: a.label)) for score in MARGINS),
         *(_chosen(name) for name in chosen),
@@ -165,8 +163,8 @@ def reimplementation_columns() -> list[Column]:
         Column("reimpl. train acc", lambda row: f"{row.published.acc_percent:.3f}%"),
         Column(f"train KL / {classes} (in place)", lambda row: f"{row.train['kl']['mean'] / classes:.4f}"),
         Column(f"reimpl. train KL / {classes}", lambda row: f"{row.published.kl_per_class:.7f}"),
-        _score("acc", "test "),
-        _score("kl", "test "),
+        score_column("acc", "test "),
+        score_column("kl", "test "),
     ]
 
 
@@ -183,7 +181,7 @@ def published_columns() -> list[Column]:
     return [
         Column("method", lambda row: row.names[0]),
         Column("protocol", lambda row: row.names[1]),
-        *(_score(score) for score in PUBLISHED_SCORES),
+        *(score_column(score) for score in PUBLISHED_SCORES),
     ]
 
 
@@ -195,7 +193,7 @@ def features_columns() -> list[Column]:
     """Table F: what each configuration is, then the published methods' scores and the classification ones."""
     return [
         *(Column(name, lambda row, name=name: row.labels.get(name, "-")) for name in FEATURE_LABELS),
-        *(_score(score) for score in PUBLISHED_SCORES),
+        *(score_column(score) for score in PUBLISHED_SCORES),
     ]
 
 

@@ -15,10 +15,11 @@ from scipy.special import rel_entr
 
 from dvcrepo import PARAMS, STAGES, Repo, make_repo, ran
 from ewmtcnn import paths
-from ewmtcnn.config.sections import Extraction
+from ewmtcnn.config.sections import LDL_METHODS, Extraction
 from ewmtcnn.features import extract
 from ewmtcnn.io.checkpoint import load_final
 from ewmtcnn.model import backbones
+from ewmtcnn.study import classic
 from support import write_emotion6, zip_folder
 
 
@@ -88,6 +89,21 @@ def test_metrics_recomputed_from_the_predictions_with_scipy(pipeline: Repo) -> N
     for measure, values in per_fold.items():
         assert summary["test"][measure]["mean"] == pytest.approx(np.mean(values), rel=1e-9)
         assert summary["test"][measure]["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9, abs=1e-12)
+
+
+def test_the_classic_methods_predict_the_heads_folds_and_pair_with_them(pipeline: Repo) -> None:
+    """`dvc repro` ran the classic stage on the train stage's folds: its predictions match the head's row for row
+    (image, repeat, fold, label, targets), so that the paired comparisons of the study take them."""
+    head = pd.read_csv(pipeline.root / paths.PREDICTIONS)
+    methods = classic.read(pipeline.root)
+    assert list(methods) == list(LDL_METHODS)
+    key, true = ["image", "repeat", "fold", "label"], [c for c in head.columns if c.startswith("true_")]
+    for table in methods.values():
+        assert table[key].equals(head[key]) and np.allclose(table[true], head[true])
+    text = classic.classic_table(methods, {"head": head})
+    assert all(f"| {name} |" in text for name in ("head", *LDL_METHODS))
+    summary = json.loads((pipeline.root / paths.CLASSIC_METRICS).read_text())
+    assert list(summary) == list(LDL_METHODS) and all(entry["folds"] == 6 for entry in summary.values())
 
 
 def test_forced_rerun_gives_identical_metrics(pipeline: Repo) -> None:

@@ -17,15 +17,15 @@ import yaml
 
 from ewmtcnn import InputError, cli
 from ewmtcnn.config import checks, sections
-from ewmtcnn.config.sections import Data, Extraction, Model, Params, Prior, Select, Split, Train
+from ewmtcnn.config.sections import Classic, Data, Extraction, Model, Params, Prior, Select, Split, Train
 from ewmtcnn.data import augment
 from ewmtcnn.model import backbones
 from ewmtcnn.training.variant import Variant
-from stages import check, download, evaluate, features, final, preprocess, split, train
+from stages import check, classic, download, evaluate, features, final, preprocess, split, train
 from support import REPO, write_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-STAGES = (check, download, preprocess, split, features, train, evaluate, final)
+STAGES = (check, download, preprocess, split, features, train, evaluate, final, classic)
 LITE0 = backbones.get("efficientnet_lite0")
 
 
@@ -61,6 +61,7 @@ def test_the_repository_params_parse_to_their_values() -> None:
         (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
         5,
     )
+    assert params.classic == Classic(("sa_bfgs", "aa_knn", "pt_bayes", "ldl_lrr"), 256, 3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.train.seed = 1  # type: ignore[misc]
 
@@ -112,6 +113,12 @@ BAD = [
     ("select.weight_decay", 0.01, "a non-empty list of distinct finite numbers >= 0"),
     ("select.folds", 1, "an integer in [2, 20]"),
     ("train.pca", -1, "an integer in [0, 100000]"),
+    ("classic.methods", ["sa_bfgs", "svm"], "a non-empty list of distinct methods among sa_bfgs, aa_knn, pt_bayes"),
+    ("classic.methods", [], "a non-empty list of distinct methods among"),
+    ("classic.methods", ["aa_knn", "aa_knn"], "a non-empty list of distinct methods among"),
+    ("classic.methods", "aa_knn", "list"),
+    ("classic.pca", -1, "an integer in [0, 100000]"),
+    ("classic.folds", 1, "an integer in [2, 20]"),
 ]
 
 

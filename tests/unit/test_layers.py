@@ -24,7 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "features": {"config", "io", "data", "model"},
     "evaluation": {"config", "io"},
     "ldl": set(),  # classic LDL methods on features: NumPy, SciPy and scikit-learn only
-    "training": {"config", "io", "data", "model", "features", "evaluation"},
+    "training": {"config", "io", "data", "model", "features", "evaluation", "ldl"},
     "study": {"config", "io", "data", "evaluation"},
     "cluster": {"config", "io", "data", "evaluation", "study"},
     "predict": {"config", "io", "data", "model", "features", "evaluation", "training"},

@@ -1,6 +1,6 @@
 """Paired comparisons of each arm with the baseline (ewmtcnn.study.paired, ewmtcnn.study.protocol), by hand.
 
-- Fold differences, medians and shares on small repeated-cross-validation tables made here.
+- Fold differences, medians and shares on small repeated-cross-validation tables (`support.anger_predictions`).
 - Intervals at 1 - ALPHA/m, Bonferroni-adjusted p-values and labels against Student's t from SciPy.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
@@ -27,12 +26,8 @@ from ewmtcnn.study.paired import (
     paired,
 )
 from ewmtcnn.study.protocol import ALPHA, MARGINS, level, required_repeats
+from support import SIX_IMAGES, anger_predictions
 
-#: Two repeats of three folds over six images, two in each fold: (repeat, image) -> fold.
-FOLDS = {
-    **{(0, 0): 0, (0, 1): 0, (0, 2): 1, (0, 3): 1, (0, 4): 2, (0, 5): 2},
-    **{(1, 0): 0, (1, 3): 0, (1, 1): 1, (1, 4): 1, (1, 2): 2, (1, 5): 2},
-}
 #: The baseline predicts anger with 0.6 everywhere; the variant with these probabilities.
 VARIANT_Q = {
     **{(0, 0): 0.8, (0, 1): 0.3, (0, 2): 0.9, (0, 3): 0.6, (0, 4): 0.7, (0, 5): 0.65},
@@ -40,28 +35,8 @@ VARIANT_Q = {
 }
 
 
-def table(q: dict[tuple[int, int], float]) -> pd.DataFrame:
-    """A metrics/predictions.csv of FOLDS' images, in repeat order, predicted anger with probability q[(repeat, image)].
-
-    - Each image is truly all anger, so its KL is -ln q, and it is right when q > 1/2.
-    """
-    keys = sorted(FOLDS)
-    return pd.DataFrame(
-        {
-            "image": [f"x/{image}.jpg" for _, image in keys],
-            "repeat": [repeat for repeat, _ in keys],
-            "fold": [FOLDS[key] for key in keys],
-            "label": "anger",
-            "true_anger": 1.0,
-            "true_disgust": 0.0,
-            "pred_anger": [q[key] for key in keys],
-            "pred_disgust": [1 - q[key] for key in keys],
-        }
-    )
-
-
-BASELINE = table(dict.fromkeys(FOLDS, 0.6))
-VARIANT = table(VARIANT_Q)
+BASELINE = anger_predictions(dict.fromkeys(SIX_IMAGES, 0.6))
+VARIANT = anger_predictions(VARIANT_Q)
 
 
 def corrected_by_hand(fold_values: list[float], ratio: float, comparisons: int) -> tuple[float, float, float, float]:
@@ -126,9 +101,9 @@ def test_mean_and_median_can_disagree() -> None:
 
     - The share that improves says so; the test is of the mean that is shown.
     """
-    q = dict.fromkeys(FOLDS, 0.65)
+    q = dict.fromkeys(SIX_IMAGES, 0.65)
     q[0, 1] = q[1, 1] = 0.1
-    result = paired(BASELINE, table(q))
+    result = paired(BASELINE, anger_predictions(q))
     mean = assess(result, "kl", 1).mean
     assert mean == pytest.approx((5 * math.log(0.6 / 0.65) + math.log(6)) / 6, rel=1e-12)
     assert mean > 0 > result.kl_median
@@ -175,7 +150,7 @@ def made(**differences: list[float]) -> Paired:
 def test_compare_tests_each_score_at_one_minus_alpha_over_the_other_arms() -> None:
     rng = np.random.default_rng(1)
     tables = {
-        arm: table(dict(zip(FOLDS, rng.uniform(low, high, len(FOLDS)), strict=True)))
+        arm: anger_predictions(dict(zip(SIX_IMAGES, rng.uniform(low, high, len(SIX_IMAGES)), strict=True)))
         for arm, low, high in (("b", 0.8, 0.95), ("none", 0.55, 0.8), ("c", 0.4, 0.8), ("d", 0.05, 0.45))
     }
     results = compare(tables, "none")

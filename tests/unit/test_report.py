@@ -156,6 +156,8 @@ def test_metrics_report_scores_every_fold_of_every_repeat() -> None:
     )
     # Pooled over both repeats: anger 1 right of 4 (only repeat 1's c), joy 4 of 4.
     assert summary["test_per_class_acc"] == {"anger": 0.25, "joy": 1.0}
+    # The same from the out-of-fold predictions alone, as the classic stage scores its methods.
+    assert report.summary(report.out_of_fold(trained, ORDER)) == summary["test"]
 
 
 def test_metrics_json_has_the_contracts_shape_and_every_interval_holds_its_mean() -> None:
