@@ -32,6 +32,8 @@ PARAMS = dict(
     select__share=0.25,  # 6 inner-validation images of the 24 in a training set: one per class
     select__epochs=4,
     select__patience=2,
+    select__folds=2,  # the converged recipe's inner folds: 12 images each of a 24-image training set
+    classic__folds=2,  # likewise, the classic methods'
 )
 
 

@@ -58,11 +58,14 @@ def _delta(arm: str, score: str, compared: Mapping[str, Comparison]) -> Column:
     return Column(f"Δ{header(score)} vs {arm}", cell)
 
 
-def classic_table(methods: Mapping[str, pd.DataFrame], arms: Mapping[str, pd.DataFrame]) -> str:
+def classic_table(
+    methods: Mapping[str, pd.DataFrame], arms: Mapping[str, pd.DataFrame], name: str = "G", setting: str = ""
+) -> str:
     """The classic methods beside the head `arms`, each method compared with each arm on the same test images.
 
     - Both map a name to an out-of-fold predictions table (metrics/predictions.csv's layout), all of the
       same images, repeats and folds; a name may not be both a method and an arm.
+    - `name` is the table's letter; `setting`, the arms' shared setting in words (table.setting).
     - A row per arm, then per method: the tested scores (protocol.MARGINS), mean [95% interval] over the
       folds; then per arm and tested score, method - arm with its simultaneous interval and label.
     """
@@ -81,8 +84,8 @@ def classic_table(methods: Mapping[str, pd.DataFrame], arms: Mapping[str, pd.Dat
     m = len(methods)
     margins = ", ".join(f"±{margin:g} {header(score)}" for score, margin in MARGINS.items())
     caption = (
-        f"**Classic LDL methods beside the heads.** The same cached features, {pairs.images} images and "
-        f"{pairs.repeats} × {pairs.folds} folds; each method's hyperparameters chosen per training fold by inner "
+        f"**Table {name}: classic LDL methods beside the heads.** The heads: {setting} The methods: the same "
+        f"cached features, {pairs.images} images and {pairs.repeats} × {pairs.folds} folds; each method's hyperparameters chosen per training fold by inner "
         "cross-validation on it; the heads' arms first. Scores on the held-out folds: mean over the folds [95% "
         "corrected resampled t interval (Nadeau & Bengio, 2003)]. Δ vs an arm: method − arm on the same test "
         f"images, mean over the folds [the corrected resampled t interval at 1 − {ALPHA}/m = {100 * level(m):.3g}%, "

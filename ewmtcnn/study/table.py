@@ -18,8 +18,9 @@ import pandas as pd
 from ewmtcnn import InputError, cli
 from ewmtcnn.io.atomic import write_text
 from ewmtcnn.io.choice import HYPERPARAMETERS
-from ewmtcnn.study import chart, experiments, paired
-from ewmtcnn.study.design import ALL, ARMS, BASELINE, GRIDS, Arm, Grid, grids_named
+from ewmtcnn.study import chart, classic, experiments, paired
+from ewmtcnn.study.classic import classic_table
+from ewmtcnn.study.design import ALL, ARMS, BASELINE, GRIDS, WHEEL, Arm, Grid, grids_named
 from ewmtcnn.study.paired import Comparison
 from ewmtcnn.study.protocol import ALPHA, MARGINS, level
 from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
@@ -215,8 +216,19 @@ def features_table(grid: Grid, rows: pd.DataFrame) -> str:
     return markdown(caption, features_columns(), table_rows)
 
 
-def tables(frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
-    """Each grid's table text, and the rows of the charted tables (those of all the arms), by grid name."""
+#: Table G, the classic LDL methods of the workspace's classic stage, is written with table A where the
+#: README has its markers; it compares them with A's default arm and `none` (the same features, images
+#: and folds, which it checks).
+CLASSIC, CLASSIC_BESIDE = "G", "A"
+
+
+def tables(
+    frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS, with_classic: bool = False
+) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
+    """Each grid's table text, and the rows of the charted tables (those of all the arms), by grid name.
+
+    - `with_classic`: table G too, with table A (the README has its markers).
+    """
     texts, charted = {}, {}
     for grid in grids:
         rows = experiments.grid_rows(frame, grid)
@@ -237,6 +249,10 @@ def tables(frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS) -> tuple[dict[str
         texts[grid.name] = comparison_table(grid, rows, compared, chosen)
         if set(ARMS) <= set(grid.arms):
             charted[f"Table {grid.name}: {grid.title}"] = rows
+        if with_classic and grid.name == CLASSIC_BESIDE:
+            heads = {arm.label: experiments.predictions(rows.loc[arm.label]) for arm in (WHEEL, BASELINE)}
+            images = next(iter(heads.values()))["image"].nunique()
+            texts[CLASSIC] = classic_table(classic.read(), heads, CLASSIC, setting(rows, images))
     return texts, charted
 
 
@@ -263,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     frame = experiments.experiments(experiments.exp_show(args.show_json))
     for skipped in frame[frame["error"].notna()].itertuples():
         print(f"skipped experiment {skipped.name} ({skipped.rev[:7]}): {skipped.error}", file=sys.stderr)
-    texts, charted = tables(frame, grids)
+    texts, charted = tables(frame, grids, with_classic=markers(CLASSIC)[0] in readme)
     if charted:
         chart.plot(charted, ARMS, args.plot)
     for name, text in texts.items():

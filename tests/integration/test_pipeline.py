@@ -212,9 +212,11 @@ def test_layout_paths_are_the_declared_outs() -> None:
             )
         ],
         "final": [paths.FINAL.as_posix()],
+        "classic": [paths.CLASSIC.as_posix()],
     }
     metrics = [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]]
     assert metrics == [paths.METRICS.as_posix(), paths.SELECTION.as_posix()]
+    assert [next(iter(m)) for m in pipeline["stages"]["classic"]["metrics"]] == [paths.CLASSIC_METRICS.as_posix()]
     # Each stage reads what the one before it writes.
     deps = {name: stage.get("deps", []) for name, stage in pipeline["stages"].items()}
     assert paths.RAW.as_posix() in deps["preprocess"]
