@@ -86,7 +86,8 @@ def classic_table(
     caption = (
         f"**Table {name}: classic LDL methods beside the heads.** The heads: {setting} The methods: the same "
         f"cached features, {pairs.images} images and {pairs.repeats} × {pairs.folds} folds; each method's "
-        "hyperparameters chosen per training fold by inner cross-validation on it; the heads' arms first. Scores on the held-out folds: mean over the folds [95% "
+        "hyperparameters chosen per training fold by inner cross-validation on it; the heads' arms first. "
+        "Scores on the held-out folds: mean over the folds [95% "
         "corrected resampled t interval (Nadeau & Bengio, 2003)]. Δ vs an arm: method − arm on the same test "
         f"images, mean over the folds [the corrected resampled t interval at 1 − {ALPHA}/m = {100 * level(m):.3g}%, "
         f"simultaneous over the m = {m} methods compared with that arm], then what it says against the margins of "
