@@ -199,8 +199,13 @@ def column(name: str) -> Column | None:
 
 
 def compares(block: Block) -> bool:
-    """Whether a table compares arms with its first: whether it has Δ columns."""
-    return any(kind is not None and kind.kind == DELTA for kind in map(column, block.header))
+    """Whether a table compares experiments' arms with its first: Δ columns, and an `init` column naming the arms.
+
+    - Table G, the classic methods of the workspace's classic stage beside two arms, has Δ columns but no
+      `init`: its methods are no experiments, so it is not audited here.
+    """
+    header = list(block.header)
+    return "init" in header and any(kind is not None and kind.kind == DELTA for kind in map(column, header))
 
 
 # --- Scores -------------------------------------------------------------------------------------------------
@@ -808,7 +813,7 @@ class Audit:
         found = blocks(text)
         compared = [block for block in found if compares(block)]
         if others := [block.name for block in found if block not in compared]:
-            self.report.notes.append(f"tables {', '.join(others)}: no Δ columns, not compared here, not checked")
+            self.report.notes.append(f"tables {', '.join(others)}: no experiments' arms compared, not checked")
         if not compared:
             raise AuditError("no compared table (one with Δ columns) between `<!-- table-X:start/end -->` markers")
         if not self.runs:
