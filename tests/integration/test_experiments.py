@@ -115,7 +115,7 @@ def test_experiments_one_row_each_with_params_metrics_and_errors(project: Repo, 
     assert frame.set_index("name").loc[["broken", "pending"], "test.acc.mean"].isna().all()
     row = frame.set_index("name").loc[exp_name(EYE_SEED)]
     assert (row["prior.init"], row["prior.freeze"], row["model.head"]) == ("eye", False, "seed")
-    assert (row["data.label"], row["train.recipe"]) == ("dominant", "selected")
+    assert (row["data.label"], row["train.recipe"]) == ("dominant", "converged")
     committed = json.loads(project.run("git", "show", f"{row['rev']}:metrics/metrics.json").stdout)
     assert row["test.kl.mean"] == committed["test"]["kl"]["mean"]
     assert row["train.acc.ci_high"] == committed["train"]["acc"]["ci_high"]
@@ -152,7 +152,7 @@ def test_experiments_reports_unreadable_metrics(show: list) -> None:
 def test_experiments_without_any() -> None:
     frame = experiments([{"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None}])
     assert frame.empty and {"name", "rev", "timestamp", "error"} <= set(frame)
-    with pytest.raises(InputError, match="no usable experiment for 13 of the 13 variants of table A"):
+    with pytest.raises(InputError, match="no usable experiment for 15 of the 15 variants of table A"):
         grid_rows(frame, TABLE_A)
 
 
@@ -167,8 +167,8 @@ def test_grid_rows_picks_each_arm_of_each_grid(show: list) -> None:
         rows = grid_rows(frame, grid)
         assert list(rows.index) == [arm.label for arm in grid.arms]
         assert list(rows["name"]) == [exp_name(experiment) for experiment in grid.experiments()]
-        for param, value in grid.pinned:
-            assert set(rows[param]) == {value}
+        for param, value in grid.pinned:  # an arm's own pin (table A's paper loss) wins over its grid's
+            assert set(rows[param]) == {value, *(v for arm in grid.arms for p, v in arm.pinned if p == param)}
 
 
 def test_grid_rows_takes_the_newest(show: list) -> None:
@@ -187,8 +187,9 @@ def test_grid_rows_names_missing_arms(show: list) -> None:
         grid_rows(gone, TABLE_A)
     message = str(error.value)
     assert message.startswith(
-        "no usable experiment for 2 of the 13 variants of table A: none (dvc exp run --queue "
-        "-S data.label=dominant -S data.neutral=drop -S train.recipe=selected -S prior.init=none evaluate)"
+        "no usable experiment for 2 of the 15 variants of table A: none (dvc exp run --queue "
+        "-S data.label=dominant -S data.neutral=drop -S train.recipe=converged -S train.lambda=1.0 "
+        "-S prior.init=none evaluate)"
     )
     # The failed experiment that would have been the arm is named, with DVC's reason.
     assert "corr unfreeze seed (broken Experiment run failed)" in message
@@ -197,7 +198,8 @@ def test_grid_rows_names_missing_arms(show: list) -> None:
         InputError,
         match=r"of table C: original freeze seed \(dvc exp run --queue -S data.label=folder -S data.neutral=drop "
         r"-S train.recipe=fixed "
-        r"-S train.lr_head=0.01 -S prior.init=original -S prior.freeze=true -S model.head=seed evaluate\)",
+        r"-S train.lr_head=0.01 -S train.lambda=0.7 -S prior.init=original -S prior.freeze=true -S model.head=seed "
+        r"evaluate\)",
     ):
         grid_rows(frame[frame["name"] != exp_name(ORIGINAL_SEED_C)], ORIGINAL_SEED_C.grid)
 
@@ -233,8 +235,12 @@ def test_chosen_hyperparameters_from_the_experiments_commit(
     monkeypatch.chdir(project.root)
     row = grid_rows(experiments(show), TABLE_A).loc[EYE_SEED.arm.label]
     committed = json.loads(project.run("git", "show", f"{row['rev']}:metrics/selection.json").stdout)
-    assert chosen(row) == {name: committed[name] for name in ("epochs", "lr_head", "weight_decay")}
-    monkeypatch.setattr(module, "_committed", lambda row, path: '{"epochs": {"median": 7}}')
+    grid = row["select.weight_decay"]
+    ends = sum(fold["weight_decay"] in (min(grid), max(grid)) for fold in committed["folds"])
+    assert chosen(row) == {
+        "weight_decay": {**committed["weight_decay"], "ends": ends, "folds": len(committed["folds"])}
+    }
+    monkeypatch.setattr(module, "_committed", lambda row, path: '{"weight_decay": {"median": 7}}')
     with pytest.raises(InputError, match=r"selection.json of experiment .* not the chosen hyperparameters .*KeyError"):
         chosen(row)
 
