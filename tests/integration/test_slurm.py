@@ -112,14 +112,15 @@ def test_a_task_killed_mid_run_is_reported_and_alone_resubmitted_and_the_table_e
     subprocess.run(["scancel", f"{array}_1"], check=True)
     out, err = grid.communicate(timeout=TIMEOUT_S)
     assert grid.returncode != 0
-    assert "1 of 4 tasks failed" in err and f"D none lr_head=0.005: job {array}_1 CANCELLED (log {log})" in err, err
+    # Table D's second arm (its first is the frozen wheel): `none` at the paper's learning rate.
+    assert "1 of 5 tasks failed" in err and f"D none lr_head=0.01: job {array}_1 CANCELLED (log {log})" in err, err
     assert "Table D" not in table_d(repo), "no table without all its experiments"
 
     rerun = command(repo, "ewmtcnn.cluster", "grid", "--tables", "D")
     assert rerun.returncode == 0, rerun.stderr
-    assert "submitted 1 of 4 experiments" in rerun.stdout
+    assert "submitted 1 of 5 experiments" in rerun.stdout
     second = runs(repo)[-1]
-    assert [task["label"] for task in slurm.read_tasks(second)["tasks"]] == ["D none lr_head=0.005"]
+    assert [task["label"] for task in slurm.read_tasks(second)["tasks"]] == ["D none lr_head=0.01"]
     task_log = next((second / "logs").glob("*_0.out")).read_text()
     assert "Running stage 'features'" not in task_log  # what finished before comes from the shared cache
     assert table_d(repo) == local_table
