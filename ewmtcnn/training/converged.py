@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy import optimize
+from scipy import linalg, optimize
 from sklearn.model_selection import StratifiedKFold
 
 from ewmtcnn import InputError, lifetime
@@ -44,7 +44,9 @@ from ewmtcnn.training.recipes import Problem
 from ewmtcnn.training.variant import Variant
 
 MAX_ITERATIONS = 500  # L-BFGS iterations per fit; a fit that reaches it has not converged (the choice records it)
-TOLERANCE = 1e-7  # L-BFGS stops when the largest gradient entry falls below this
+# L-BFGS stops when the largest gradient entry falls below this: the predictions then match scikit-learn's
+# optimum to 1e-5 (tests/unit/test_converged.py), and on Emotion6 the held-out KL equals 1e-7's to 5 decimals.
+TOLERANCE = 1e-6
 HISTORY = 20  # L-BFGS's memory of past steps
 GRID_PATIENCE = (
     2  # the choice stops going down the decay grid once this many decays in a row have not improved on the best
@@ -65,7 +67,7 @@ class Standardiser:
 
         - The axes are the eigenvectors of the standardised features' covariance, largest eigenvalue
           first (an eigendecomposition of the d x d covariance is several times faster than an SVD of
-          the n x d features here).
+          the n x d features here; computing only the `keep` largest saves another third).
         - Each axis's sign is fixed (its largest entry positive), so the projection is the same on
           any machine whose eigensolver returns the same axes.
         """
@@ -73,9 +75,10 @@ class Standardiser:
         scale = x.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
         z = (x - mean) / scale
-        _, vectors = np.linalg.eigh(z.T @ z)
-        k = len(mean) if keep <= 0 else min(keep, len(mean))
-        axes = vectors[:, ::-1][:, :k]
+        d = len(mean)
+        k = d if keep <= 0 else min(keep, d)
+        _, vectors = linalg.eigh(z.T @ z, subset_by_index=[d - k, d - 1], driver="evr")
+        axes = vectors[:, ::-1]
         axes = axes * np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(k)])
         return cls(mean, scale, axes)
 
