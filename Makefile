@@ -11,7 +11,7 @@ ifdef EMOTION6
 export EMOTION6 := $(abspath $(EMOTION6))
 endif
 
-.PHONY: install repro test test-fast lint bench table features-table audit lock cluster
+.PHONY: install repro test test-fast lint bench table features-table audit lock cluster plots
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ lock:
 
 repro: install
 	$(BIN)/dvc repro
+
+# Every chart of dvc.yaml's `plots` into dvc_plots/index.html (git-ignored), drawn without a network:
+# `dvc plots show` with the Vega libraries inline (docs/plots.md). ARGS go to `dvc plots show`.
+plots: install
+	$(BIN)/python -m ewmtcnn.plots $(ARGS)
 
 # Every test: tests/unit, then tests/integration (DVC projects, the real archive named by EMOTION6,
 # and Slurm). The Slurm tests need a controller: unless one answers, slurm/cluster.sh installs and

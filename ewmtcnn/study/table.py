@@ -20,7 +20,7 @@ from ewmtcnn.io.atomic import write_text
 from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.study import chart, classic, experiments, paired
 from ewmtcnn.study.classic import classic_table
-from ewmtcnn.study.design import ALL, ARMS, BASELINE, GRIDS, WHEEL, Arm, Grid, grids_named
+from ewmtcnn.study.design import ALL, BASELINE, GRIDS, WHEEL, Arm, Grid, grids_named
 from ewmtcnn.study.paired import Comparison
 from ewmtcnn.study.protocol import ALPHA, MARGINS, level
 from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
@@ -224,8 +224,8 @@ CLASSIC, CLASSIC_BESIDE = "G", "A"
 
 def tables(
     frame: pd.DataFrame, grids: Sequence[Grid] = GRIDS, with_classic: bool = False
-) -> tuple[dict[str, str], dict[str, pd.DataFrame]]:
-    """Each grid's table text, and the rows of the charted tables (those of all the arms), by grid name.
+) -> tuple[dict[str, str], dict[Grid, dict[Arm, Comparison]]]:
+    """Each grid's table text by grid name, and each compared grid's comparisons with its first arm (the chart's).
 
     - `with_classic`: table G too, with table A (the README has its markers).
     """
@@ -247,8 +247,7 @@ def tables(
         )
         chosen = {arm: experiments.chosen(rows.loc[arm.label]) for arm in grid.arms}
         texts[grid.name] = comparison_table(grid, rows, compared, chosen)
-        if set(ARMS) <= set(grid.arms):
-            charted[f"Table {grid.name}: {grid.title}"] = rows
+        charted[grid] = compared
         if with_classic and grid.name == CLASSIC_BESIDE:
             heads = {arm.label: experiments.predictions(rows.loc[arm.label]) for arm in (WHEEL, BASELINE)}
             images = next(iter(heads.values()))["image"].nunique()
@@ -281,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"skipped experiment {skipped.name} ({skipped.rev[:7]}): {skipped.error}", file=sys.stderr)
     texts, charted = tables(frame, grids, with_classic=markers(CLASSIC)[0] in readme)
     if charted:
-        chart.plot(charted, ARMS, args.plot)
+        chart.plot(charted, args.plot)
     for name, text in texts.items():
         readme = replace_block(readme, name, text)
     write_text(readme, args.readme)
