@@ -3,8 +3,8 @@
 - Every score per fold of every repeat, and its mean, std and corrected 95% interval over them.
 - Scored on the held-out folds (`test`) and, to compare with the reimplementation, in place on the
   training images (`train`); the trivial baselines likewise.
-- The hyperparameters the folds trained with, out-of-fold predictions, learning curves, confusion,
-  the prior heatmap.
+- The hyperparameters the folds trained with, out-of-fold predictions, the figures per emotion; the
+  pictures: every fold's curves, the confusion as recall with counts, the figures per emotion, the prior.
 - Every output is computed before the first is written, so a failure leaves the previous ones whole.
 - Refuses folds not all trained from params.yaml and today's split and features (their fingerprints,
   `ewmtcnn.data.provenance`), and leftovers beyond split.repeats x split.folds. So it declares the
@@ -19,7 +19,7 @@ import pandas as pd
 from ewmtcnn import cli, paths
 from ewmtcnn.config.sections import Params
 from ewmtcnn.data import dataset, provenance
-from ewmtcnn.evaluation import predictions, report
+from ewmtcnn.evaluation import figures, predictions, report
 from ewmtcnn.io import checkpoint
 from ewmtcnn.io.atomic import write_csv, write_json, written
 
@@ -55,18 +55,25 @@ def main(params: Params) -> None:
     out_of_fold = report.out_of_fold(trained, dataset.read_labels(paths.LABELS)["image"])
     summary, per_fold = report.metrics_report(trained, out_of_fold)
     selection = report.selection_report(trained)
-    curve = report.learning_curve(trained)
     confusion = report.confusion(out_of_fold)
-    prior = report.prior_png(list(trained.values()), predictions.emotions(out_of_fold))
+    per_emotion = report.per_emotion(out_of_fold)
+    pictures = {
+        paths.CURVES_PLOT: figures.curves(trained),
+        paths.CONFUSION_PLOT: figures.confusion(report.confusion_counts(out_of_fold), repeats),
+        paths.PER_EMOTION_PLOT: figures.per_emotion(per_emotion, repeats),
+        paths.PRIOR_PLOT: figures.prior(list(trained.values()), predictions.emotions(out_of_fold), params.prior.init),
+    }
+    pngs = {path: figures.png(figure) for path, figure in pictures.items()}
 
     write_csv(out_of_fold, paths.PREDICTIONS)
     write_json(summary, paths.METRICS)
     write_json(per_fold, paths.FOLD_METRICS)
     write_json(selection, paths.SELECTION)
-    write_csv(curve, paths.LEARNING_CURVE)
+    write_json(per_emotion, paths.PER_EMOTION)
     write_csv(confusion, paths.CONFUSION)
-    with written(paths.PRIOR_PLOT) as tmp:
-        tmp.write_bytes(prior)
+    for path, picture in pngs.items():
+        with written(path) as tmp:
+            tmp.write_bytes(picture)
     print(f"mean [95% interval] over {repeats} x {count} folds\n{_console(summary)}")
 
 

@@ -96,6 +96,24 @@ def per_class_accuracy(labels: np.ndarray, q: np.ndarray, names: Sequence[str]) 
     return {name: float((predicted[labels == k] == k).mean()) for k, name in enumerate(names) if (labels == k).any()}
 
 
+def per_class_scores(labels: np.ndarray, q: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Each class's recall, precision and F1 (label k is `names[k]`), from scikit-learn.
+
+    - Undefined figures are NaN, never 0: the precision of a class never predicted, the recall of a
+      class with no image. F1 is 2 TP / (2 TP + FP + FN), 0 for a class with images that is never predicted.
+    """
+    from sklearn.metrics import precision_recall_fscore_support  # imported here: see class_scores
+
+    labels, predicted = _predicted(labels, q)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, labels=range(len(names)), zero_division=np.nan
+    )
+    return {
+        name: {"recall": float(recall[k]), "precision": float(precision[k]), "f1": float(f1[k])}
+        for k, name in enumerate(names)
+    }
+
+
 def class_scores(labels: np.ndarray, q: np.ndarray) -> dict[str, float]:
     """Accuracy, balanced accuracy and macro-F1 of the argmax of `q` against the class `labels`.
 

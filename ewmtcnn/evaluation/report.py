@@ -1,25 +1,24 @@
 """From the trained folds of repeated cross-validation to what users read.
 
 - Out-of-fold predictions, the scores with their intervals beside the trivial baselines', the
-  hyperparameters the folds trained with, learning curves, the confusion table, the prior heatmap.
+  hyperparameters the folds trained with, the confusion table and counts, the figures per emotion.
+- `ewmtcnn.evaluation.figures` draws the pictures.
 - Everything here computes; nothing writes: the evaluate stage writes once every output is computed.
 """
 
 from __future__ import annotations
 
-import io
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from ewmtcnn import InputError, paths
 from ewmtcnn.evaluation import baselines, metrics, predictions, resampling
 from ewmtcnn.io import checkpoint
-from ewmtcnn.io.checkpoint import HISTORY, TrainedFold
+from ewmtcnn.io.checkpoint import TrainedFold
 from ewmtcnn.io.choice import HYPERPARAMETERS
 
 #: The trained folds by (repeat, fold).
@@ -27,6 +26,8 @@ Folds = Mapping[tuple[int, int], TrainedFold]
 #: The prediction tables each fold is scored on: its held-out fold and, in place, its training images.
 PARTS = ("test", "train")
 RETRAIN = "retrain: `dvc repro train`"
+#: The figures of metrics/per_emotion.json besides each emotion's image count.
+PER_EMOTION = ("kl", "recall", "precision", "f1")
 #: How far a stored distribution's sum may be from 1: far above rounding and float32 error, far below any mistake.
 SUM_TOLERANCE = 1e-4
 
@@ -167,11 +168,6 @@ def selection_report(folds: Folds) -> dict[str, Any]:
     return summary
 
 
-def learning_curve(folds: Folds) -> pd.DataFrame:
-    """Per epoch, the history averaged over every fold of every repeat."""
-    return pd.concat([f.history for f in folds.values()]).groupby("epoch", as_index=False)[list(HISTORY)].mean()
-
-
 def confusion(out_of_fold: pd.DataFrame) -> pd.DataFrame:
     """Each out-of-fold prediction's class label and predicted (argmax) emotion, for DVC's confusion plot.
 
@@ -182,28 +178,38 @@ def confusion(out_of_fold: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"actual": out_of_fold["label"], "predicted": predicted})
 
 
-def prior_png(folds: Sequence[TrainedFold], emotions: Sequence[str]) -> bytes:
-    """Heatmaps of the prior before and after training (averaged over all folds), as PNG bytes."""
-    if folds[0].prior_initial is None:
-        fig = Figure(figsize=(5, 1.5))
-        ax = fig.subplots()
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no prior layer (prior.init: none)", ha="center", va="center")
-    else:
-        before = np.mean([f.prior_initial for f in folds], axis=0)
-        after = np.mean([f.prior_final for f in folds], axis=0)
-        fig = Figure(figsize=(11, 5), layout="constrained")
-        for ax, matrix, title in zip(
-            fig.subplots(1, 2), (before, after), ("before training", "after training"), strict=True
-        ):
-            image = ax.imshow(matrix, cmap="viridis")
-            ax.set_title(f"prior W {title} (mean of {len(folds)} folds)")
-            ax.set_xticks(range(len(emotions)), emotions, rotation=45, ha="right")
-            ax.set_yticks(range(len(emotions)), emotions)
-            for (i, j), value in np.ndenumerate(matrix):
-                colour = "white" if value < matrix.mean() else "black"
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
-            fig.colorbar(image, ax=ax, shrink=0.8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})  # no version stamp: same bytes
-    return buffer.getvalue()
+def confusion_counts(out_of_fold: pd.DataFrame) -> pd.DataFrame:
+    """How many out-of-fold predictions of each class label (rows) went to each predicted emotion (columns).
+
+    - Every emotion is a row and a column, in output order, even one never predicted.
+    - Every repeat's predictions pooled: each image once per repeat.
+    """
+    emotions = predictions.emotions(out_of_fold)
+    table = confusion(out_of_fold)
+    counts = pd.crosstab(table["actual"], table["predicted"]).reindex(index=emotions, columns=emotions, fill_value=0)
+    return counts.rename_axis(index="class label", columns="predicted")
+
+
+def per_emotion(out_of_fold: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """metrics/per_emotion.json: per emotion, its images, their mean KL, and its recall, precision and F1.
+
+    - Each repeat's out-of-fold predictions (every image once) are scored alone, then averaged over the repeats.
+    - `images` and `kl` are of the images whose class label is the emotion; recall, precision and F1
+      treat the class label as the truth and the most probable predicted emotion as the prediction.
+    - A figure undefined in a repeat (the precision of an emotion it never predicts) is NaN there;
+      the mean is over the repeats that define it, NaN if none does.
+    """
+    emotions = predictions.emotions(out_of_fold)
+    per_repeat = []
+    for _, table in out_of_fold.groupby("repeat"):
+        classes = pd.Series(predictions.classes(table))
+        kl = pd.Series(metrics.distances(predictions.true(table), predictions.pred(table))["kl"])
+        scores = pd.DataFrame(metrics.per_class_scores(classes.to_numpy(), predictions.pred(table), emotions)).T
+        scores.insert(0, "kl", kl.groupby(classes).mean().reindex(range(len(emotions))).to_numpy())
+        scores.insert(0, "images", classes.value_counts().reindex(range(len(emotions)), fill_value=0).to_numpy())
+        per_repeat.append(scores)
+    mean = pd.concat(per_repeat).groupby(level=0, sort=False).mean()
+    return {
+        emotion: {"images": int(row["images"]), **{name: float(row[name]) for name in PER_EMOTION}}
+        for emotion, row in mean.iterrows()
+    }

@@ -30,7 +30,7 @@ from ewmtcnn.io.atomic import rounded_tree, write_csv, write_json, write_text, w
 from ewmtcnn.io.choice import Choice
 
 FOLD_FORMAT = "ewmtcnn-fold-1"
-FINAL_FORMAT = "ewmtcnn-final-3"
+FINAL_FORMAT = "ewmtcnn-final-4"  # 4: the choice records its validation curve
 #: The files of one trained fold's directory.
 WEIGHTS, HISTORY_FILE, TEST, TRAIN, SELECTION = "model.pt", "history.csv", "test.csv", "train.csv", "selection.json"
 #: What shaped the fold (`ewmtcnn.data.provenance`), as JSON with sorted keys.

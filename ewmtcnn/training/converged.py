@@ -13,7 +13,8 @@ chosen by inner cross-validation.
 - Choose: `select.folds` inner folds of the training set, stratified by class; on each inner-training
   part the weight decays of `select.weight_decay` are fitted from the strongest down, each starting
   from the previous solution, until `GRID_PATIENCE` decays past the best; the lowest mean
-  inner-validation KL wins (ties: the stronger decay).
+  inner-validation KL wins (ties: the stronger decay). The choice keeps the mean inner-validation
+  KL of every decay tried, its validation curve, for the evaluate stage to draw.
 - Save: the standardisation and projection are folded into the fc layer, so the head is a plain
   `EmotionNet` on the raw features, and evaluate and predict read it as any other.
 - Training sets are independent: they train side by side, one process per core.
@@ -221,7 +222,8 @@ def choose(problem: Problem, v: Variant, task: Task) -> Choice:
     if not np.isfinite(kl).any():
         raise InputError("every setting of select.weight_decay diverged")
     best = int(np.argmin(np.where(np.isfinite(kl), kl, np.inf)))  # first: the strongest of tied decays
-    return Choice("converged", 0, 0.0, decays[best], float(kl[best]))
+    curve = tuple((float(decay), float(kl[t])) for t, decay in enumerate(decays[: g + 1]))
+    return Choice("converged", 0, 0.0, decays[best], float(kl[best]), curve)
 
 
 def _folded(fitted: Fit, standardiser: Standardiser, v: Variant, task: Task, width: int, outputs: int) -> EmotionNet:
@@ -256,7 +258,7 @@ def train(problem: Problem, v: Variant, task: Task, choice: Choice, held_out: np
             )
             for rows in (held_out, task.train)
         )
-    done = Choice(choice.recipe, fitted.iterations, choice.lr_head, choice.weight_decay, choice.inner_kl)
+    done = dataclasses.replace(choice, epochs=fitted.iterations)
     history = pd.DataFrame(
         [_figures(problem, task.train, q_train, "train", v) | _figures(problem, held_out, q_test, "test", v)]
     )

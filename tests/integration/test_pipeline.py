@@ -206,8 +206,10 @@ def test_layout_paths_are_the_declared_outs() -> None:
             for p in (
                 paths.PREDICTIONS,
                 paths.FOLD_METRICS,
-                paths.LEARNING_CURVE,
+                paths.CURVES_PLOT,
                 paths.CONFUSION,
+                paths.CONFUSION_PLOT,
+                paths.PER_EMOTION_PLOT,
                 paths.PRIOR_PLOT,
             )
         ],
@@ -215,7 +217,7 @@ def test_layout_paths_are_the_declared_outs() -> None:
         "classic": [paths.CLASSIC.as_posix()],
     }
     metrics = [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]]
-    assert metrics == [paths.METRICS.as_posix(), paths.SELECTION.as_posix()]
+    assert metrics == [paths.METRICS.as_posix(), paths.SELECTION.as_posix(), paths.PER_EMOTION.as_posix()]
     assert [next(iter(m)) for m in pipeline["stages"]["classic"]["metrics"]] == [paths.CLASSIC_METRICS.as_posix()]
     # Each stage reads what the one before it writes.
     deps = {name: stage.get("deps", []) for name, stage in pipeline["stages"].items()}

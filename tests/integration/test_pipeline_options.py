@@ -27,7 +27,7 @@ from support import write_emotion6, zip_folder
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     tmp = tmp_path_factory.mktemp("experiments")
     archive = zip_folder(write_emotion6(tmp / "src" / "Emotion6", per_emotion=6, seed=5), tmp / "Emotion6.zip")
-    # The `selected` recipe, whose epochs make a learning curve (the default `converged` fits by L-BFGS).
+    # The `selected` recipe, whose epochs make the curves a training history (`converged` draws its inner CV).
     repo = make_repo(tmp, **PARAMS, train__recipe="selected", data__source=str(archive))
     first = repo.dvc("repro")
     assert ran(first.stdout) == set(STAGES)
@@ -58,10 +58,10 @@ def test_repro_writes_metrics_predictions_and_plots(pipeline: Repo) -> None:
     ]
     assert len(predictions) == 2 * 36 and not predictions[["image", "repeat"]].duplicated().any()
     assert np.allclose(predictions[[f"pred_{e}" for e in emotions]].sum(axis=1), 1)
-    curve = pd.read_csv(root / paths.LEARNING_CURVE)
-    assert list(curve["epoch"]) == list(range(1, len(curve) + 1)) and 1 <= len(curve) <= 4
     assert set(pd.read_csv(root / paths.CONFUSION)["predicted"]) <= set(emotions)
-    assert (root / paths.PRIOR_PLOT).read_bytes().startswith(b"\x89PNG")
+    for picture in (paths.CURVES_PLOT, paths.CONFUSION_PLOT, paths.PER_EMOTION_PLOT, paths.PRIOR_PLOT):
+        assert (root / picture).read_bytes().startswith(b"\x89PNG"), picture
+    assert list(json.loads((root / paths.PER_EMOTION).read_text())) == emotions
     selection = json.loads((root / paths.SELECTION).read_text())
     assert selection["recipe"] == "selected" and len(selection["folds"]) == 6
     assert all(1 <= f["epochs"] <= 4 and f["lr_head"] in (0.0003, 0.001, 0.003, 0.01, 0.03) for f in selection["folds"])

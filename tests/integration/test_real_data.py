@@ -129,7 +129,7 @@ def test_default_pipeline_end_to_end(real: Repo) -> None:
     assert summary["test"]["kl"]["ci_high"] < summary["baselines"]["mean"]["kl"]["ci_low"]
     assert summary["test"]["acc"]["ci_low"] > summary["baselines"]["majority"]["acc"]["ci_high"]
     assert summary["test"]["kl"]["ci_high"] < 0.471
-    for plot in (paths.LEARNING_CURVE, paths.CONFUSION, paths.PRIOR_PLOT):
+    for plot in (paths.CURVES_PLOT, paths.CONFUSION, paths.CONFUSION_PLOT, paths.PER_EMOTION_PLOT, paths.PRIOR_PLOT):
         assert (real.root / plot).stat().st_size > 0
 
 

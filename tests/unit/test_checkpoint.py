@@ -121,9 +121,9 @@ OUTPUTS = (
     paths.METRICS,
     paths.FOLD_METRICS,
     paths.SELECTION,
-    paths.LEARNING_CURVE,
+    paths.PER_EMOTION,
     paths.CONFUSION,
-    paths.PRIOR_PLOT,
+    *(paths.CURVES_PLOT, paths.CONFUSION_PLOT, paths.PER_EMOTION_PLOT, paths.PRIOR_PLOT),
 )
 
 
@@ -147,6 +147,7 @@ def test_a_fold_round_trips(workspace: Path) -> None:
         "lr_head": 0.01,
         "weight_decay": 0.001,
         "inner_kl": 0.25,
+        "validation_curve": None,
     }
 
 
@@ -154,19 +155,46 @@ def test_a_choice_sets_the_three_hyperparameters_and_records_them_in_field_order
     choice = Choice("selected", 7, 0.1, 0.0, inner_kl=0.5)
     assert HYPERPARAMETERS == ("epochs", "lr_head", "weight_decay")
     assert choice.hyperparameters() == {"epochs": 7, "lr_head": 0.1, "weight_decay": 0.0}
-    assert list(choice.record()) == ["recipe", *HYPERPARAMETERS, "inner_kl"]
+    assert list(choice.record()) == ["recipe", *HYPERPARAMETERS, "inner_kl", "validation_curve"]
     assert Choice.read(choice.record(), "here", "hint") == choice
+
+
+def test_a_converged_choice_keeps_its_validation_curve_through_its_file(workspace: Path) -> None:
+    """The curve goes to selection.json as [decay, KL] pairs, a diverged fit's KL as Infinity, and back as it was."""
+    curve = ((10, 0.6), (1.0, 0.45), (0.1, 0.4), (0.01, float("inf")))
+    choice = Choice("converged", 90, 0.0, 0.1, 0.4, curve)
+    fold = checkpoint.read_fold(0, 1)
+    fold.choice = choice
+    fold.save(fingerprint(PARAMS))
+    assert json.loads((paths.fold_dir(0, 1) / checkpoint.SELECTION).read_text())["validation_curve"] == [
+        [10, 0.6],
+        [1.0, 0.45],
+        [0.1, 0.4],
+        [0.01, float("inf")],
+    ]
+    assert checkpoint.read_fold(0, 1).choice == choice
+
+
+FIXED = {"recipe": "fixed", "epochs": 3, "lr_head": 0.1, "weight_decay": 0, "inner_kl": None, "validation_curve": None}
+CONVERGED = {**FIXED, "recipe": "converged", "lr_head": 0.0, "weight_decay": 0.1, "inner_kl": 0.4}
 
 
 @pytest.mark.parametrize(
     "record,message",
     [
         ({"recipe": "fixed", "epochs": 3}, "not the hyperparameters a model trained with"),
-        ({"recipe": 1, "epochs": 3, "lr_head": 0.1, "weight_decay": 0, "inner_kl": None}, "recipe must be a name"),
-        ({"recipe": "fixed", "epochs": "many", "lr_head": 0.1, "weight_decay": 0, "inner_kl": None}, "epochs must"),
-        ({"recipe": "fixed", "epochs": 3, "lr_head": True, "weight_decay": 0, "inner_kl": None}, "lr_head must"),
-        ({"recipe": "selected", "epochs": 3, "lr_head": 0.1, "weight_decay": 0, "inner_kl": "low"}, "inner_kl must"),
+        ({k: v for k, v in FIXED.items() if k != "validation_curve"}, "not the hyperparameters"),
+        ({**FIXED, "recipe": 1}, "recipe must be a name"),
+        ({**FIXED, "epochs": "many"}, "epochs must"),
+        ({**FIXED, "lr_head": True}, "lr_head must"),
+        ({**FIXED, "recipe": "selected", "inner_kl": "low"}, "inner_kl must"),
         ([3, 0.1, 0], "not the hyperparameters"),
+        ({**FIXED, "validation_curve": [[0.1, 0.4]]}, "a fixed choice has no validation curve"),
+        ({**CONVERGED, "validation_curve": None}, "validation_curve must list"),
+        ({**CONVERGED, "validation_curve": []}, "validation_curve must list"),
+        ({**CONVERGED, "validation_curve": [[0.1, 0.4, 3]]}, "validation_curve must list"),
+        ({**CONVERGED, "validation_curve": [[0.1, "low"]]}, "validation_curve must list"),
+        ({**CONVERGED, "validation_curve": [[1.0, 0.5]]}, "the chosen weight_decay 0.1 is not on its validation curve"),
     ],
 )
 def test_a_choice_that_is_not_a_recipe_and_numbers_is_refused_naming_its_file(
@@ -199,6 +227,13 @@ def test_evaluate_writes_every_output(workspace: Path) -> None:
     # epochs 3 + seed over the seeds 0..3: 3, 4, 5, 6.
     assert selection["recipe"] == "selected" and selection["epochs"] == {"median": 4.5, "min": 3, "max": 6}
     assert [f["epochs"] for f in selection["folds"]] == [3, 4, 5, 6]
+    per_emotion = json.loads(paths.PER_EMOTION.read_text())
+    assert list(per_emotion) == list(EMOTIONS) and all(
+        list(v)[1:] == ["kl", "recall", "precision", "f1"] for v in per_emotion.values()
+    )
+    assert sum(v["images"] for v in per_emotion.values()) == IMAGES
+    for picture in (paths.CURVES_PLOT, paths.CONFUSION_PLOT, paths.PER_EMOTION_PLOT, paths.PRIOR_PLOT):
+        assert picture.read_bytes().startswith(b"\x89PNG"), picture
 
 
 def test_evaluate_refuses_a_missing_repeat_and_writes_nothing(workspace: Path) -> None:
@@ -321,13 +356,14 @@ def test_the_final_model_file_keeps_its_keys_and_stores_the_choice_as_settings(t
         *("state", "prior_initial", "prior_init", "backbone", "extraction", "pretrained", "weights", "head"),
         *("finetune", "outputs", "size", "images", "history", "settings"),
     ]
-    assert content["format"] == "ewmtcnn-final-3"
+    assert content["format"] == "ewmtcnn-final-4"
     assert content["settings"] == {
         "recipe": "fixed",
         "epochs": 1,
         "lr_head": 0.01,
         "weight_decay": 0.0005,
         "inner_kl": None,
+        "validation_curve": None,
     }
 
 

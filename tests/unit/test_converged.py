@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from scipy.stats import entropy
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from ewmtcnn.config.sections import Params
 from ewmtcnn.model import wheel
@@ -137,3 +139,29 @@ def test_a_training_set_trains_the_same_alone_or_beside_others(problem: Problem)
     assert alone[1] == together[1][1]
     assert all(torch.equal(alone[0].state[k], together[1][0].state[k]) for k in alone[0].state)
     assert np.array_equal(alone[0].held_out, together[1][0].held_out)
+
+
+def test_the_choice_records_the_mean_inner_kl_of_every_decay_it_tried(problem: Problem) -> None:
+    """The validation curve the evaluate stage draws: the tried decays from the strongest, each with its KL."""
+    grid = [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0]
+    v = variant()
+    v = dataclasses.replace(v, select=dataclasses.replace(v.select, weight_decay=grid))
+    train = np.arange(90)
+    choice = converged.choose(problem, v, task(train))
+    assert choice.validation_curve is not None
+    decays, kl = zip(*choice.validation_curve, strict=True)
+    assert list(decays) == sorted(grid, reverse=True)[: len(decays)]
+    best = int(np.argmin(kl))
+    assert (choice.weight_decay, choice.inner_kl) == (decays[best], kl[best])
+    assert len(decays) == best + 1 + converged.GRID_PATIENCE < len(grid)  # stopped past the lowest, before the end
+    # The strongest decay's point, recomputed: a fit from the start on each inner-training part, its
+    # validation images' KL by SciPy, the mean over the inner folds.
+    splitter = StratifiedKFold(n_splits=v.select.folds, shuffle=True, random_state=task(train).init_seed % 2**32)
+    per_fold = []
+    for inner, validation in splitter.split(np.zeros(len(train)), problem.classes[train]):
+        s = Standardiser.of(raw(problem)[train[inner]], v.run.pca)
+        p, y = problem.targets[train[inner]].numpy().astype(np.float64), problem.classes[train[inner]].numpy()
+        fitted = converged.fit(s(raw(problem)[train[inner]]), p, y, v, grid[-1], converged._start(D, C, task(train)))
+        q = torch.softmax(torch.from_numpy(fitted.logits(s(raw(problem)[train[validation]]), "direct")), 1).numpy()
+        per_fold.append(np.mean(entropy(problem.targets[train[validation]].numpy().astype(np.float64), q, axis=1)))
+    assert kl[0] == pytest.approx(np.mean(per_fold), rel=1e-7)  # softmax here, exp of log-softmax there

@@ -11,7 +11,7 @@ from scipy import stats
 from scipy.spatial import distance
 from scipy.special import rel_entr
 from scipy.stats import entropy
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from ewmtcnn.evaluation.metrics import (
     MEASURES,
@@ -21,6 +21,7 @@ from ewmtcnn.evaluation.metrics import (
     distances,
     fold_scores,
     per_class_accuracy,
+    per_class_scores,
 )
 from ewmtcnn.evaluation.resampling import summarise
 
@@ -202,6 +203,35 @@ def test_balanced_accuracy_and_macro_f1_by_hand() -> None:
     # F1 = 2PR / (P + R): anger P 1/1, R 1 -> 1; disgust P 1/1, R 1/2 -> 2/3; fear P 1/2, R 1 -> 2/3.
     scores = class_scores(LABELS, PREDICTIONS)
     assert scores == pytest.approx({"acc": 0.75, "balanced_acc": 5 / 6, "macro_f1": (1 + 2 / 3 + 2 / 3) / 3}, rel=1e-12)
+
+
+def test_per_class_scores_by_hand() -> None:
+    # Predicted 0, 2, 2, 1 for labels 0, 1, 2, 1 (as above); joy (3) is neither a label nor predicted.
+    scores = per_class_scores(LABELS, PREDICTIONS, NAMES)
+    assert scores["anger"] == {"recall": 1.0, "precision": 1.0, "f1": 1.0}
+    assert scores["disgust"] == pytest.approx({"recall": 0.5, "precision": 1.0, "f1": 2 / 3}, rel=1e-12)
+    assert scores["fear"] == pytest.approx({"recall": 1.0, "precision": 0.5, "f1": 2 / 3}, rel=1e-12)
+    assert all(math.isnan(v) for v in scores["joy"].values())  # no image and never predicted: all undefined
+
+
+@pytest.mark.filterwarnings("error")  # undefined figures are NaN, not warned about
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_per_class_scores_follow_the_confusion_matrix(seed: int) -> None:
+    """Recall is the diagonal over its row, precision over its column (scikit-learn's confusion matrix)."""
+    rng = np.random.default_rng(seed)
+    labels, q = rng.integers(0, 5, 40), rng.dirichlet(np.ones(6), 40)  # class 5 has no image
+    q[:, 4] = 0  # class 4 is never predicted
+    counts = confusion_matrix(labels, q.argmax(axis=1), labels=range(6)).astype(float)
+    scores = per_class_scores(labels, q, [f"e{k}" for k in range(6)])
+    with np.errstate(invalid="ignore"):  # 0 / 0: undefined
+        recall, precision = np.diag(counts) / counts.sum(axis=1), np.diag(counts) / counts.sum(axis=0)
+        f1 = 2 * np.diag(counts) / (counts.sum(axis=1) + counts.sum(axis=0))
+    for k in range(6):
+        got = scores[f"e{k}"]
+        assert [got["recall"], got["precision"], got["f1"]] == pytest.approx(
+            [recall[k], precision[k], f1[k]], rel=1e-12, nan_ok=True
+        ), k
+    assert math.isnan(scores["e4"]["precision"]) and scores["e4"]["f1"] == 0.0 and math.isnan(scores["e5"]["recall"])
 
 
 @pytest.mark.filterwarnings("error")  # a class predicted but absent from the labels is expected, not warned about

@@ -1,5 +1,5 @@
 """From fold tables to the figures users read: out-of-fold predictions, the metrics report with its
-intervals and baselines, the selection summary, learning curves, confusion."""
+intervals and baselines, the selection summary, the confusion counts, the figures per emotion."""
 
 from __future__ import annotations
 
@@ -212,12 +212,39 @@ def test_selection_report_refuses_mixed_recipes() -> None:
         report.selection_report(trained)
 
 
-def test_learning_curve_averages_every_fold_epoch_by_epoch() -> None:
-    curve = report.learning_curve(folds())  # histories r + k: 0, 1, 1, 2
-    assert list(curve["epoch"]) == [1, 2] and (curve[list(HISTORY)] == 1.0).all().all()
-
-
 def test_confusion_pools_the_repeats() -> None:
     confusion = report.confusion(report.out_of_fold(folds(), ORDER))
     assert len(confusion) == 8
     assert confusion.value_counts().to_dict() == {("joy", "joy"): 4, ("anger", "joy"): 3, ("anger", "anger"): 1}
+
+
+def test_confusion_counts_have_every_emotion_as_a_row_and_a_column() -> None:
+    # Repeat 0 predicts joy for every image: anger is never predicted, yet is a column of zeros.
+    first = report.out_of_fold(folds(), ORDER).query("repeat == 0")
+    counts = report.confusion_counts(first)
+    assert counts.to_dict(orient="index") == {"anger": {"anger": 0, "joy": 2}, "joy": {"anger": 0, "joy": 2}}
+
+
+def test_per_emotion_scores_each_repeat_alone_and_averages_them() -> None:
+    per_emotion = report.per_emotion(report.out_of_fold(folds(), ORDER))
+    assert list(per_emotion) == ["anger", "joy"] and all(
+        list(v) == ["images", *report.PER_EMOTION] for v in per_emotion.values()
+    )
+    anger, joy = per_emotion["anger"], per_emotion["joy"]
+    assert anger["images"] == joy["images"] == 2
+    # Repeat 0 predicts joy for all four: anger recall 0, precision undefined (never predicted), F1 0;
+    # joy recall 1, precision 2/4, F1 2/3. Repeat 1 gets c right: anger recall 1/2, precision 1/1, F1 2/3;
+    # joy recall 1, precision 2/3, F1 4/5.
+    assert anger["recall"] == pytest.approx(0.25) and anger["precision"] == pytest.approx(1.0)
+    assert anger["f1"] == pytest.approx(1 / 3)
+    assert joy["recall"] == pytest.approx(1.0) and joy["precision"] == pytest.approx(7 / 12)
+    assert joy["f1"] == pytest.approx(11 / 15)
+    # KL of the anger images c and d, each predicted in both repeats (SciPy's relative entropy).
+    kl = [stats.entropy(TRUE[i], predicted(r, i)) for r in (0, 1) for i in ("c", "d")]
+    assert anger["kl"] == pytest.approx(np.mean(kl), rel=1e-12)
+    assert joy["kl"] == pytest.approx(np.mean([stats.entropy(TRUE[i], [0.4, 0.6]) for i in ("a", "b")]), rel=1e-12)
+
+
+def test_an_emotion_no_repeat_predicts_has_an_undefined_precision() -> None:
+    first = report.out_of_fold(folds(), ORDER).query("repeat == 0")
+    assert np.isnan(report.per_emotion(first)["anger"]["precision"])
