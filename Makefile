@@ -11,7 +11,7 @@ ifdef EMOTION6
 export EMOTION6 := $(abspath $(EMOTION6))
 endif
 
-.PHONY: install repro test test-fast lint bench table features-table audit lock cluster plots
+.PHONY: install repro test test-fast lint bench table features-table audit lock cluster plots show
 
 install: $(VENV)/.installed
 
@@ -86,6 +86,12 @@ RESULTS ?= README.md
 AUDIT_REV ?=
 audit: install
 	$(BIN)/python audit/recompute.py $(RESULTS) $(if $(AUDIT_REV),--rev $(AUDIT_REV))
+
+# A readable `dvc exp show`: each experiment's varied params and its headline held-out means
+# (python -m ewmtcnn.study.show; docs/pipeline.md). SHOW: more `dvc exp show` options, e.g. SHOW="--sort-by kl".
+SHOW ?=
+show: install
+	$(BIN)/python -m ewmtcnn.study.show $(SHOW)
 
 bench: install
 	$(BIN)/python benchmarks/loading.py

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ewmtcnn import InputError
 from ewmtcnn.config import sections
-from ewmtcnn.config.sections import Params
 from ewmtcnn.lifetime import die_with_parent
 from ewmtcnn.paths import PARAMS
 
@@ -35,18 +35,45 @@ def _os_message(error: OSError) -> str:
     return f"{files}: {reason}" if files else reason
 
 
-def run_stage(main: Callable[[Params], None]) -> None:
+#: What every stage's --help ends with.
+STAGE_EPILOG = f"Reads {PARAMS} (every section checked first); `dvc repro` and `dvc exp run` run it."
+
+
+def stage_parser(main: Callable[..., None]) -> argparse.ArgumentParser:
+    """The command line of the stage whose `main` this is: its module docstring, whole, as the --help text."""
+    module = sys.modules[main.__module__]
+    spec = getattr(module, "__spec__", None)
+    return argparse.ArgumentParser(
+        prog=f"python -m {spec.name}" if spec is not None else None,  # `python -m stages.train`, not __main__.py
+        description=module.__doc__,
+        epilog=STAGE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the docstring's bullets as written
+    )
+
+
+def run_stage(
+    main: Callable[..., None],
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
     """Run a stage on params.yaml, every section checked before the stage reads or writes anything.
 
+    - The command line first (`argv`, default sys.argv): `--help` prints the stage's docstring and
+      exits before anything is read or written. `options` adds the stage's own options, which
+      reach `main` as keyword arguments after the params.
     - The stage gets SIGTERM when its parent (`dvc`) dies, so that it never writes after DVC has
       dropped its lock.
     - params.yaml is read again when the stage ends: if it changed meanwhile (another `dvc exp run`),
       the stage fails, so that DVC never records params that did not make the outputs.
     """
+    parser = stage_parser(main)
+    if options is not None:
+        options(parser)
+    arguments = vars(parser.parse_args(argv))
 
     def stage() -> None:
         params = sections.load()
-        main(params)
+        main(params, **arguments)
         if sections.load() != params:
             raise InputError(
                 f"{PARAMS} changed while the stage ran, so its outputs are not of the params it now holds; "

@@ -15,6 +15,7 @@ FEATURES = Path("data/features.npy")
 TRAINED = Path("data/train")
 PREDICTIONS = Path("metrics/predictions.csv")
 METRICS = Path("metrics/metrics.json")
+HEADLINE = Path("metrics/headline.json")  # metrics.json's headline means alone, for `dvc exp show`
 FOLD_METRICS = Path("metrics/folds.json")
 SELECTION = Path("metrics/selection.json")
 PER_EMOTION = Path("metrics/per_emotion.json")

@@ -1,6 +1,7 @@
 """Stage `evaluate`: the trained folds scored, summarised and plotted.
 
-- Every score per fold of every repeat, and its mean, std and corrected 95% interval over them.
+- Every score per fold of every repeat, and its mean, std and corrected 95% interval over them;
+  metrics/headline.json: the headline means alone, for a readable `dvc exp show` (`make show`).
 - Scored on the held-out folds (`test`) and, to compare with the reimplementation, in place on the
   training images (`train`); the trivial baselines likewise.
 - The hyperparameters the folds trained with, out-of-fold predictions, the figures per emotion; the
@@ -66,6 +67,7 @@ def main(params: Params) -> None:
     pngs = {path: figures.png(figure) for path, figure in pictures.items()}
 
     write_csv(out_of_fold, paths.PREDICTIONS)
+    write_json(report.headline(summary), paths.HEADLINE)
     write_json(summary, paths.METRICS)
     write_json(per_fold, paths.FOLD_METRICS)
     write_json(selection, paths.SELECTION)

@@ -13,18 +13,21 @@ from ewmtcnn import cli
 from ewmtcnn.config.sections import Params
 from ewmtcnn.data import provenance
 from ewmtcnn.training import crossval
-from ewmtcnn.training.variant import Variant
+from ewmtcnn.training.variant import NO_PRIOR_NOTE, Variant
 
 
-def main(params: Params) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, help="train only this repeat's folds (0-based)")
     parser.add_argument("--fold", type=int, help="train only this fold (0-based)")
-    args = parser.parse_args()
+
+
+def main(params: Params, repeat: int | None = None, fold: int | None = None) -> None:
     v = Variant.of(
         params.data.label, params.data.neutral, params.prior, params.model, params.features, params.train, params.select
     )
-    plan = crossval.plan(params.split.repeats, params.split.folds, only_repeat=args.repeat, only_fold=args.fold)
+    if v.same_as_none:
+        print(NO_PRIOR_NOTE)
+    plan = crossval.plan(params.split.repeats, params.split.folds, only_repeat=repeat, only_fold=fold)
     fingerprint = provenance.fingerprint(
         params.data.label,
         params.data.neutral,
@@ -42,4 +45,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    cli.run_stage(main)
+    cli.run_stage(main, options)

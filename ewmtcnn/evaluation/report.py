@@ -26,6 +26,9 @@ Folds = Mapping[tuple[int, int], TrainedFold]
 #: The prediction tables each fold is scored on: its held-out fold and, in place, its training images.
 PARTS = ("test", "train")
 RETRAIN = "retrain: `dvc repro train`"
+#: The held-out means of metrics/headline.json, under short names: what `make show` (`dvc exp show`) and
+#: `dvc metrics diff` show first. metrics/metrics.json keeps every figure with its std and interval.
+HEADLINE = ("acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "cosine", "intersection")
 #: The figures of metrics/per_emotion.json besides each emotion's image count.
 PER_EMOTION = ("kl", "recall", "precision", "f1")
 #: How far a stored distribution's sum may be from 1: far above rounding and float32 error, far below any mistake.
@@ -144,6 +147,11 @@ def metrics_report(folds: Folds, out_of_fold: pd.DataFrame) -> tuple[dict[str, A
     )
     summary["baselines"] = baseline_report(out_of_fold, ratio)
     return summary, per_fold
+
+
+def headline(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The HEADLINE scores' means on the held-out folds, from `metrics_report`'s summary."""
+    return {score: summary["test"][score]["mean"] for score in HEADLINE}
 
 
 def selection_report(folds: Folds) -> dict[str, Any]:

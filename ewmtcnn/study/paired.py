@@ -46,8 +46,8 @@ EQUIVALENT_DIFFERS = "equivalent (differs by less than the margin)"
 class Paired:
     """An arm minus the baseline on the same predictions.
 
-    - `differences`: per tested score (protocol.MARGINS), the arm's fold score minus the baseline's,
-      per (repeat, fold) in that order.
+    - `differences`: per score (metrics.SCORES; those of protocol.MARGINS are tested), the arm's fold
+      score minus the baseline's, per (repeat, fold) in that order.
     - `test_train_ratio`: n_test / n_train of a fold, for the corrected t.
     - `kl_median`, `kl_improved`: the median per-image KL difference, and the share of images whose
       KL is lower under the arm; each image's difference is first averaged over the repeats.
@@ -127,7 +127,7 @@ def _aligned(baseline: pd.DataFrame, variant: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fold_differences(baseline: pd.DataFrame, variant: pd.DataFrame) -> dict[str, tuple[float, ...]]:
-    """Per tested score, the variant's fold score minus the baseline's, per (repeat, fold) in that order.
+    """Per score of metrics.SCORES, the variant's fold score minus the baseline's, per (repeat, fold) in that order.
 
     - The fold scores are metrics.json's (`report.scores`), on the rows of each (repeat, fold).
     """
@@ -135,7 +135,7 @@ def _fold_differences(baseline: pd.DataFrame, variant: pd.DataFrame) -> dict[str
     if len(folds) < 2:
         raise InputError("one (repeat, fold) only: a difference over one fold has no spread to test it by")
     scores = [(report.scores(baseline.iloc[rows]), report.scores(variant.iloc[rows])) for rows in folds]
-    return {score: tuple(v[score] - b[score] for b, v in scores) for score in MARGINS}
+    return {score: tuple(v[score] - b[score] for b, v in scores) for score in metrics.SCORES}
 
 
 def paired(baseline: pd.DataFrame, variant: pd.DataFrame) -> Paired:

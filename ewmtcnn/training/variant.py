@@ -12,6 +12,12 @@ from ewmtcnn.config.sections import Extraction, Model, Prior, Select, Train
 from ewmtcnn.data.dataset import DISTRIBUTION, EMOTIONS
 from ewmtcnn.model import backbones
 
+#: What the train stage prints for a variant that is `none` in all but name (`Variant.same_as_none`).
+NO_PRIOR_NOTE = (
+    "note: prior.init eye with prior.freeze true and model.head direct is a frozen identity prior layer, "
+    "W z = z: the same model as prior.init none"
+)
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -49,6 +55,14 @@ class Variant:
             run=train,
             select=select,
         )
+
+    @property
+    def same_as_none(self) -> bool:
+        """Whether the prior layer is a frozen identity right after fc: the network is then `none`'s.
+
+        - The `seed` head's ReLU and Dropout before it still change the network, so that one differs.
+        """
+        return self.init == "eye" and self.freeze and self.head == "direct"
 
     @property
     def emotions(self) -> tuple[str, ...]:

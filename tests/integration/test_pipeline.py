@@ -217,7 +217,12 @@ def test_layout_paths_are_the_declared_outs() -> None:
         "classic": [paths.CLASSIC.as_posix()],
     }
     metrics = [next(iter(m)) for m in pipeline["stages"]["evaluate"]["metrics"]]
-    assert metrics == [paths.METRICS.as_posix(), paths.SELECTION.as_posix(), paths.PER_EMOTION.as_posix()]
+    assert metrics == [
+        paths.HEADLINE.as_posix(),
+        paths.METRICS.as_posix(),
+        paths.SELECTION.as_posix(),
+        paths.PER_EMOTION.as_posix(),
+    ]
     assert [next(iter(m)) for m in pipeline["stages"]["classic"]["metrics"]] == [paths.CLASSIC_METRICS.as_posix()]
     # Each stage reads what the one before it writes.
     deps = {name: stage.get("deps", []) for name, stage in pipeline["stages"].items()}

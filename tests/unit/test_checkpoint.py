@@ -118,6 +118,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 OUTPUTS = (
     paths.PREDICTIONS,
+    paths.HEADLINE,
     paths.METRICS,
     paths.FOLD_METRICS,
     paths.SELECTION,
@@ -223,6 +224,10 @@ def test_evaluate_writes_every_output(workspace: Path) -> None:
     intervals += [v for baseline in summary["baselines"].values() for v in baseline.values()]
     assert all(v["ci_low"] <= v["mean"] <= v["ci_high"] for v in intervals)
     assert summary["test"]["kl"]["mean"] == pytest.approx(np.mean([f["test"]["kl"] for f in per_fold]), rel=1e-9)
+    # The headline file: the held-out means of these figures, under the scores' own names, headline order.
+    headline = json.loads(paths.HEADLINE.read_text())
+    assert list(headline) == ["acc", "balanced_acc", "macro_f1", "kl", "chebyshev", "cosine", "intersection"]
+    assert headline == {score: summary["test"][score]["mean"] for score in headline}
     selection = json.loads(paths.SELECTION.read_text())
     # epochs 3 + seed over the seeds 0..3: 3, 4, 5, 6.
     assert selection["recipe"] == "selected" and selection["epochs"] == {"median": 4.5, "min": 3, "max": 6}

@@ -262,10 +262,10 @@ def test_a_stage_fails_when_its_params_changed_while_it_ran(tmp_path: Path, monk
         write_params(tmp_path, prior={"init": "eye"})
 
     with pytest.raises(SystemExit) as exit_:
-        cli.run_stage(stage)
+        cli.run_stage(stage, argv=[])
     assert exit_.value.code == 1 and seen == ["original"]
     write_params(tmp_path)
-    cli.run_stage(lambda params: seen.append(params.prior.init))  # unchanged: the stage succeeds
+    cli.run_stage(lambda params: seen.append(params.prior.init), argv=[])  # unchanged: the stage succeeds
     assert seen == ["original", "original"] and path.is_file()
 
 
