@@ -56,7 +56,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The prior variants of the README's tables A to E (ewmtcnn.study.design.GRIDS: 38 DVC experiments, JOBS
+# The prior variants of the tables A to E of docs/results.md (ewmtcnn.study.design.GRIDS: 38 DVC experiments, JOBS
 # in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
 # between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
 # inherit EMOTION6.
@@ -73,7 +73,7 @@ else
 endif
 
 # Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.study.design.FEATURES,
-# 12 DVC experiments), then its README block; the same rules as `table`.
+# 12 DVC experiments), then its block of docs/results.md; the same rules as `table`.
 features-table: install
 	$(BIN)/python -m ewmtcnn.study.queue --tables F --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.study.table --tables F
@@ -82,7 +82,7 @@ features-table: install
 # script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any mismatch. Run it
 # after `make table`, before committing: it reads the experiments of the current commit, or those of
 # AUDIT_REV=<commit>. RESULTS: the file that holds the tables.
-RESULTS ?= README.md
+RESULTS ?= docs/results.md
 AUDIT_REV ?=
 audit: install
 	$(BIN)/python audit/recompute.py $(RESULTS) $(if $(AUDIT_REV),--rev $(AUDIT_REV))

@@ -1,7 +1,7 @@
 """`python audit/recompute.py [FILE] [--rev REV]`: recompute the compared results tables' figures, without ewmtcnn.
 
 - Reads back, cell by cell, the tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of
-  FILE (README.md by default) that compare arms with their first arm (those with Δ columns: A, B and D); the
+  FILE (docs/results.md by default) that compare arms with their first arm (those with Δ columns: A, B and D); the
   others are named, not checked.
 - Matches each arm row to the newest finished DVC experiment of the commit (`dvc exp show --json`, of the current
   commit or of --rev) with the params its table states: the caption's setting sentence (data, network, training
@@ -1053,7 +1053,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python audit/recompute.py",
         description="Recompute every figure of the compared results tables from the experiments' predictions.",
     )
-    parser.add_argument("file", nargs="?", type=Path, default=Path("README.md"), help="the file with the tables")
+    parser.add_argument("file", nargs="?", type=Path, default=Path("docs/results.md"), help="the file with the tables")
     parser.add_argument("--protocol", type=Path, default=Path("docs/protocol.md"), help="the declared protocol")
     parser.add_argument("--rev", help="the commit whose experiments made the tables (default: the current one)")
     args = parser.parse_args(argv)

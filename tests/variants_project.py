@@ -110,7 +110,7 @@ def _old_block(name: str) -> str:
     return f"{start}\nold table {name}\n{end}"
 
 
-README = "# Project\n\nIntro.\n\n" + "\n\n".join(_old_block(g.name) for g in GRIDS) + "\n\n## After\n\nkept\n"
+RESULTS = "# Project\n\nIntro.\n\n" + "\n\n".join(_old_block(g.name) for g in GRIDS) + "\n\n## After\n\nkept\n"
 
 TABLE_A, TABLE_C = ALL["A"], ALL["C"]
 #: What `make table` queues: every experiment of tables A to E, each set of params once.
@@ -180,7 +180,8 @@ def build(base: Path) -> Repo:
     shutil.copy2(REPO / "params.yaml", root)
     (root / "evaluate.py").write_text(FAKE_STAGE)
     (root / "dvc.yaml").write_text(DVC_YAML)
-    (root / "README.md").write_text(README)
+    (root / "docs").mkdir()
+    (root / "docs" / "results.md").write_text(RESULTS)
     (root / ".gitignore").write_text("__pycache__/\n")
     repo.run("git", "init", "-q", "-b", "main")
     repo.run("git", "config", "user.name", "Variants Test")

@@ -2,7 +2,7 @@
 
 - `python -m ewmtcnn.cluster grid [--tables ABCDE] [--no-wait]` (what `make table SCHEDULER=slurm` runs):
   an array job with a task per experiment that has no usable run yet in `dvc exp show` (a rerun
-  resubmits only what is missing or failed), then a job that builds the README tables once every
+  resubmits only what is missing or failed), then a job that builds the tables of docs/results.md once every
   task has succeeded (`--dependency=afterok`).
 - A task of `grid` clones this repository at HEAD with the workspace's changes (as DVC's own queue
   takes them along), points the clone at this repository's DVC cache, runs its experiment there
@@ -115,7 +115,7 @@ def run_task(run: Path) -> None:
 
 
 def build_tables(run: Path, tables: str) -> None:
-    """The job after every task of `grid`: the README tables, as `python -m ewmtcnn.study.table` builds them."""
+    """The job after every task of `grid`: the tables of docs/results.md, as `python -m ewmtcnn.study.table` builds them."""
     table.main(["--tables", tables])
     write_text("tables\n", run / "done" / "final")
 

@@ -67,7 +67,7 @@ class Grid(NamedTuple):
       experiment then belongs to the grids of those params only, whatever the defaults become.
     """
 
-    name: str  # names its README block
+    name: str  # names its block in docs/results.md
     title: str
     arms: tuple[Arm, ...]
     pinned: Pinned

@@ -71,7 +71,7 @@ class HeldOut(NamedTuple):
         return {name: {"mean": value} for name, value in figures.items() if value is not None}
 
 
-#: Published held-out figures on Emotion6 with seven emotions, as the README sets ours beside them.
+#: Published held-out figures on Emotion6 with seven emotions, as docs/results.md sets ours beside them.
 HELD_OUT: tuple[HeldOut, ...] = (
     HeldOut(
         "StyleEDL",

@@ -1,9 +1,9 @@
-"""`python -m ewmtcnn.study.table`: the README's tables of the prior variants, and their chart.
+"""`python -m ewmtcnn.study.table`: the results document's tables of the prior variants, and their chart.
 
 - Run from the repository root once the experiments have run (`python -m ewmtcnn.study.queue`).
 - Reads `dvc exp show --json` and picks each (grid, arm)'s newest experiment.
 - Tests every arm of tables A, B and D against the table's first arm on their out-of-fold predictions.
-- Writes the chart, replaces the README text between each table's markers, and prints the tables.
+- Writes the chart, replaces the text of docs/results.md between each table's markers, and prints the tables.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from ewmtcnn.study.table_columns import (
     reimplementation_columns,
 )
 
+#: The document whose markers the tables replace (docs/results.md).
+RESULTS = Path("docs/results.md")
 INTERVALS = "95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
 #: What the published tables' Clark and Canberra are.
 NORMALISED = (
@@ -46,7 +48,7 @@ NORMALISED = (
 
 
 def markers(name: str) -> tuple[str, str]:
-    """The README lines between which table `name` goes."""
+    """The lines of the results document between which table `name` goes."""
     return f"<!-- table-{name}:start -->", f"<!-- table-{name}:end -->"
 
 
@@ -160,10 +162,10 @@ def reimplementation_table(grid: Grid, rows: pd.DataFrame, images: int) -> str:
 
 
 def replace_block(readme: str, name: str, block: str) -> str:
-    """The README with the text between table `name`'s markers replaced by `block`."""
+    """The results document with the text between table `name`'s markers replaced by `block`."""
     start, end = markers(name)
     if readme.count(start) != 1 or readme.count(end) != 1 or readme.index(start) > readme.index(end):
-        raise InputError(f"the README needs one {start} line followed by one {end} line")
+        raise InputError(f"the results document needs one {start} line followed by one {end} line")
     head, rest = readme.split(start)
     tail = rest.split(end)[1]
     return f"{head}{start}\n{block}\n{end}{tail}"
@@ -217,7 +219,7 @@ def features_table(grid: Grid, rows: pd.DataFrame) -> str:
 
 
 #: Table G, the classic LDL methods of the workspace's classic stage, is written with table A where the
-#: README has its markers; it compares them with A's default arm and `none` (the same features, images
+#: results document has its markers; it compares them with A's default arm and `none` (the same features, images
 #: and folds, which it checks).
 CLASSIC, CLASSIC_BESIDE = "G", "A"
 
@@ -227,7 +229,7 @@ def tables(
 ) -> tuple[dict[str, str], dict[Grid, dict[Arm, Comparison]]]:
     """Each grid's table text by grid name, and each compared grid's comparisons with its first arm (the chart's).
 
-    - `with_classic`: table G too, with table A (the README has its markers).
+    - `with_classic`: table G too, with table A (the results document has its markers).
     """
     texts, charted = {}, {}
     for grid in grids:
@@ -256,12 +258,12 @@ def tables(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Build the chosen tables and the chart from `dvc exp show`, and write them into the README."""
+    """Build the chosen tables and the chart from `dvc exp show`, and write them into the results document."""
     parser = argparse.ArgumentParser(
         prog="python -m ewmtcnn.study.table",
-        description="Compare the prior-layer variants of `dvc exp show`: README tables, chart, tests against none.",
+        description="Compare the prior-layer variants of `dvc exp show`: the tables of docs/results.md, chart, paired tests.",
     )
-    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="file with the table markers")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the file with the table markers")
     parser.add_argument("--plot", type=Path, default=Path("plots/variants.png"), help="the comparison chart (PNG)")
     parser.add_argument("--show-json", type=Path, help="a saved `dvc exp show --json` instead of running it")
     parser.add_argument(
@@ -270,9 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     grids = grids_named(args.tables)
     try:
-        readme = args.readme.read_text(encoding="utf-8")
+        readme = args.results.read_text(encoding="utf-8")
     except OSError as e:
-        raise InputError(f"{args.readme}: {e.strerror}") from None
+        raise InputError(f"{args.results}: {e.strerror}") from None
     for grid in grids:
         replace_block(readme, grid.name, "")  # missing markers fail before the slow part
     frame = experiments.experiments(experiments.exp_show(args.show_json))
@@ -283,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         chart.plot(charted, args.plot)
     for name, text in texts.items():
         readme = replace_block(readme, name, text)
-    write_text(readme, args.readme)
+    write_text(readme, args.results)
     print("\n\n".join(texts.values()))
 
 

@@ -1,4 +1,4 @@
-"""The columns of the README's variants tables, each a header and the cell it computes from a `Row`.
+"""The columns of the variants tables of docs/results.md, each a header and the cell it computes from a `Row`.
 
 - A table's header and its cells come from one place, so they cannot disagree.
 - The score columns come from one list, `metrics.SCORES`, the scores of metrics/metrics.json.

@@ -47,11 +47,12 @@ def controller() -> None:
 
 
 def project(tmp: Path) -> Repo:
-    """The pipeline on a small synthetic archive, run and committed, with the README markers of table D."""
+    """The pipeline on a small synthetic archive, run and committed, with the results document's markers of table D."""
     archive = zip_folder(write_emotion6(tmp / "src" / "Emotion6", per_emotion=6, seed=5), tmp / "Emotion6.zip")
     repo = make_repo(tmp, **SMALL, data__source=str(archive))
     start, end = markers("D")
-    (repo.root / "README.md").write_text(f"# Project\n\n{start}\nold\n{end}\n")
+    (repo.root / "docs").mkdir()
+    (repo.root / "docs" / "results.md").write_text(f"# Project\n\n{start}\nold\n{end}\n")
     shutil.copy2(REPO / "slurm.yaml", repo.root)
     repo.dvc("repro")
     repo.run("git", "add", "-A")
@@ -66,7 +67,7 @@ def command(repo: Repo, module: str, *args: str) -> subprocess.CompletedProcess[
 
 
 def table_d(repo: Repo) -> str:
-    text = (repo.root / "README.md").read_text()
+    text = (repo.root / "docs" / "results.md").read_text()
     start, end = markers("D")
     return text[text.index(start) : text.index(end)]
 

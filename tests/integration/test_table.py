@@ -459,7 +459,7 @@ def test_tables_of_the_experiments(project: Repo, monkeypatch: pytest.MonkeyPatc
 def test_table_command_end_to_end(project: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     done = table_command(project)
     assert done.returncode == 0, done.stderr
-    readme = (project.root / "README.md").read_text()
+    readme = (project.root / "docs" / "results.md").read_text()
     assert readme.startswith("# Project\n\nIntro.\n\n<!-- table-A:start -->\n**Table A: ")
     assert readme.endswith("<!-- table-E:end -->\n\n## After\n\nkept\n")
     for grid, rows in zip(GRIDS, (17, 15, 7, 5, 6), strict=True):
@@ -470,10 +470,10 @@ def test_table_command_end_to_end(project: Repo, monkeypatch: pytest.MonkeyPatch
     chart = (project.root / "plots" / "variants.png").read_bytes()
     assert chart.startswith(b"\x89PNG")
     assert "skipped experiment broken" in done.stderr and "skipped experiment pending" in done.stderr
-    # Again, in process, from the saved dvc exp show: the same README and the same chart bytes.
+    # Again, in process, from the saved dvc exp show: the same results document and the same chart bytes.
     monkeypatch.chdir(project.root)
     table.main(["--show-json", "show.json", "--plot", "plots/again.png"])
-    assert (project.root / "README.md").read_text() == readme
+    assert (project.root / "docs" / "results.md").read_text() == readme
     assert (project.root / "plots" / "again.png").read_bytes() == chart
 
 
@@ -485,12 +485,12 @@ def test_table_command_errors(
     only_a = "# two tables only\n" + "\n".join([*markers("A"), *markers("B")]) + "\n"
     plain.write_text(only_a)
     with pytest.raises(SystemExit) as exit_:
-        cli.run(lambda: table.main(["--readme", str(plain), "--show-json", "show.json"]))
+        cli.run(lambda: table.main(["--results", str(plain), "--show-json", "show.json"]))
     assert exit_.value.code == 1
     start, end = markers("C")
-    assert capsys.readouterr().err == f"error: the README needs one {start} line followed by one {end} line\n"
+    assert capsys.readouterr().err == f"error: the results document needs one {start} line followed by one {end} line\n"
     assert plain.read_text() == only_a
     with pytest.raises(InputError, match="absent.md: No such file"):
-        table.main(["--readme", str(tmp_path / "absent.md")])
+        table.main(["--results", str(tmp_path / "absent.md")])
     with pytest.raises(InputError, match="absent.json: No such file"):
         table.main(["--show-json", str(tmp_path / "absent.json")])
