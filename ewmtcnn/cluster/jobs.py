@@ -115,7 +115,7 @@ def run_task(run: Path) -> None:
 
 
 def build_tables(run: Path, tables: str) -> None:
-    """The job after every task of `grid`: the tables of docs/results.md, as `python -m ewmtcnn.study.table` builds them."""
+    """The job after every task of `grid`: the tables of docs/results.md, as `python -m ewmtcnn.study.table` does."""
     table.main(["--tables", tables])
     write_text("tables\n", run / "done" / "final")
 

@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Build the chosen tables and the chart from `dvc exp show`, and write them into the results document."""
     parser = argparse.ArgumentParser(
         prog="python -m ewmtcnn.study.table",
-        description="Compare the prior-layer variants of `dvc exp show`: the tables of docs/results.md, chart, paired tests.",
+        description="Compare the prior-layer variants of `dvc exp show`: docs/results.md tables, chart, paired tests.",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="the file with the table markers")
     parser.add_argument("--plot", type=Path, default=Path("plots/variants.png"), help="the comparison chart (PNG)")
