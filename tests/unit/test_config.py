@@ -59,7 +59,7 @@ def test_the_repository_params_parse_to_their_values() -> None:
         10,
         (0.0003, 0.001, 0.003, 0.01, 0.03),
         (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
-        5,
+        3,
     )
     assert params.classic == Classic(("sa_bfgs", "aa_knn", "pt_bayes", "ldl_lrr"), 256, 3)
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -189,6 +190,7 @@ def test_split_stage_stratifies_by_the_chosen_label(tmp_path: Path, label: str, 
 def run_in_process(cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Run stages/split.py as `__main__` in this process (no interpreter start-up): (exit code, stderr)."""
     monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["split.py"])  # not pytest's own arguments
     with pytest.raises(SystemExit) as info:
         runpy.run_path(str(REPO / "stages" / "split.py"), run_name="__main__")
     return info.value.code, capsys.readouterr().err
