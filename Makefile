@@ -72,11 +72,12 @@ else
 	$(BIN)/python -m ewmtcnn.study.table
 endif
 
-# Table F: the frozen-feature configurations of the offline backbones (ewmtcnn.study.design.FEATURES,
-# 12 DVC experiments), then its block of docs/results.md; the same rules as `table`.
+# Tables F, H and I: the frozen-feature configurations of the offline backbones against the default's, with
+# six and seven emotions, and the frozen wheel against none on Lite2 (ewmtcnn.study.design.FEATURE_GRIDS,
+# 11 DVC experiments), then their blocks of docs/results.md; the same rules as `table`.
 features-table: install
-	$(BIN)/python -m ewmtcnn.study.queue --tables F --jobs $(JOBS)
-	$(BIN)/python -m ewmtcnn.study.table --tables F
+	$(BIN)/python -m ewmtcnn.study.queue --tables FHI --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.study.table --tables FHI
 
 # Every figure of the compared tables (A, B and D) recomputed from the experiments' predictions by a
 # script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any mismatch. Run it

@@ -30,13 +30,14 @@ from ewmtcnn.study.table_columns import (
     arm_row,
     baseline_rows,
     comparison_columns,
-    features_columns,
     header,
     markdown,
     published_columns,
     reimplementation_columns,
 )
 
+#: How a caption leaves a param that the arms vary to each row's params cell.
+AS_IN_EACH_ROW = "as in each row"
 #: The document whose markers the tables replace (docs/results.md).
 RESULTS = Path("docs/results.md")
 INTERVALS = "95% corrected resampled t intervals (Nadeau & Bengio, 2003)"
@@ -52,11 +53,12 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- table-{name}:start -->", f"<!-- table-{name}:end -->"
 
 
-def _network(row: pd.Series) -> str:
-    """The backbone, its weights and what training changes of it."""
+def _network(row: pd.Series, varied: Collection[str] = ()) -> str:
+    """The backbone, its weights and what training changes of it; the backbone is the rows' own when `varied`."""
     weights = "ImageNet weights" if row["model.pretrained"] else "random init"
     mode = "fine-tuned end to end" if row["train.finetune"] else "frozen features, head trained"
-    return f"{row['model.backbone']} ({weights}), {mode}"
+    backbone = AS_IN_EACH_ROW if "model.backbone" in varied else row["model.backbone"]
+    return f"{backbone} ({weights}), {mode}"
 
 
 def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
@@ -74,7 +76,7 @@ def _recipe(row: pd.Series, varied: Collection[str] = ()) -> str:
             f"epochs (early stopping on KL, at most {row['select.epochs']}), lr_head and weight_decay chosen per "
             f"training fold on a stratified inner validation split of {row['select.share']:.0%} of it"
         )
-    given = {name: "as in each row" if f"train.{name}" in varied else row[f"train.{name}"] for name in HYPERPARAMETERS}
+    given = {name: AS_IN_EACH_ROW if f"train.{name}" in varied else row[f"train.{name}"] for name in HYPERPARAMETERS}
     return (
         f"lambda {row['train.lambda']:g}; {given['epochs']} epochs, lr_head {given['lr_head']}, "
         f"weight_decay {given['weight_decay']}"
@@ -95,7 +97,7 @@ def setting(rows: pd.DataFrame, images: int, varied: Collection[str] = ()) -> st
     emotions = "7 emotions (neutral kept)" if row["data.neutral"] == "keep" else "6 emotions (neutral dropped)"
     return (
         f"Emotion6, {images} images, {emotions}, class label `{row['data.label']}`; "
-        f"{_network(row)}; {_recipe(row, varied)}; {_split(row)}."
+        f"{_network(row, varied)}; {_recipe(row, varied)}; {_split(row)}."
     )
 
 
@@ -191,33 +193,6 @@ def published_table(grid: Grid, rows: pd.DataFrame) -> str:
     return markdown(caption, published_columns(), table_rows)
 
 
-def features_table(grid: Grid, rows: pd.DataFrame) -> str:
-    """Table F: the published seven-emotion figures, then each frozen-feature configuration."""
-    table_rows = [
-        Row(("-",) * 3, p.scores(), {}, labels={"backbone": f"{p.method} ({p.venue}), {p.network}", "emotions": "7"})
-        for p in HELD_OUT
-    ]
-    for arm in grid.arms:
-        row = rows.loc[arm.label]
-        labels = {
-            "backbone": row["model.backbone"],
-            "layers": row["features.layers"],
-            "views": " + ".join(row["features.views"]),
-            "store px": str(row["preprocess.size"]),
-            "emotions": "7" if row["data.neutral"] == "keep" else "6",
-        }
-        table_rows.append(arm_row(arm, row)._replace(labels=labels))
-    first = rows.iloc[0]
-    caption = (
-        f"**Table {grid.name}: {grid.title}.** Emotion6, class label `{first['data.label']}`; the wheel prior "
-        f"frozen after the FC layer, frozen ImageNet features (each backbone at its native input side); "
-        f"{_recipe(first)}; {_split(first)}; scores on the held-out folds, mean [{INTERVALS}]. Published: "
-        f"fine-tuned networks, one split each, seven emotions (StyleEDL picked its epoch on its test set). "
-        f"{NORMALISED}."
-    )
-    return markdown(caption, features_columns(), table_rows)
-
-
 #: Table G, the classic LDL methods of the workspace's classic stage, is written with table A where the
 #: results document has its markers; it compares them with A's default arm and `none` (the same features, images
 #: and folds, which it checks).
@@ -234,9 +209,6 @@ def tables(
     texts, charted = {}, {}
     for grid in grids:
         rows = experiments.grid_rows(frame, grid)
-        if grid.kind == "features":
-            texts[grid.name] = features_table(grid, rows)
-            continue
         if grid.kind == "reimplementation":
             images = experiments.predictions(rows.iloc[0])["image"].nunique()
             texts[grid.name] = reimplementation_table(grid, rows, images)

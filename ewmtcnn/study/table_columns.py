@@ -185,18 +185,6 @@ def published_columns() -> list[Column]:
     ]
 
 
-#: Table F's columns that say what a row is.
-FEATURE_LABELS: tuple[str, ...] = ("backbone", "layers", "views", "store px", "emotions")
-
-
-def features_columns() -> list[Column]:
-    """Table F: what each configuration is, then the published methods' scores and the classification ones."""
-    return [
-        *(Column(name, lambda row, name=name: row.labels.get(name, "-")) for name in FEATURE_LABELS),
-        *(score_column(score) for score in PUBLISHED_SCORES),
-    ]
-
-
 def arm_row(arm: Arm, experiment: pd.Series, **extra: object) -> Row:
     """An arm's row, from its experiment's params and metrics (`experiments.grid_rows`)."""
     names = (arm.init, arm.mode or "-", arm.head or "-")

@@ -18,7 +18,7 @@ from dvcrepo import Repo
 from ewmtcnn import InputError
 from ewmtcnn.study import experiments as module
 from ewmtcnn.study.commands import dvc as run_dvc
-from ewmtcnn.study.design import FEATURES, GRIDS, Experiment
+from ewmtcnn.study.design import FEATURE_GRIDS, GRIDS, Experiment
 from ewmtcnn.study.experiments import _matches, chosen, exp_show, experiments, grid_rows, predictions, shared_params
 from variants_project import (
     CORR_SEED,
@@ -247,8 +247,9 @@ def test_chosen_hyperparameters_from_the_experiments_commit(
 
 def test_list_params_are_compared_whole() -> None:
     """A list param (`features.views`) matches an experiment's list as a whole, not element by element."""
-    arm = FEATURES.arms[2]  # centre + mirror, six emotions
-    wanted = Experiment(FEATURES, arm)
+    grid = FEATURE_GRIDS[0]
+    arm = grid.arms[1]  # centre + mirror + full, six emotions
+    wanted = Experiment(grid, arm)
     show = [
         {
             "experiments": [
@@ -265,7 +266,7 @@ def test_list_params_are_compared_whole() -> None:
                         }
                     ]
                 }
-                for i, views in enumerate((["centre", "mirror"], ["centre"], ["mirror", "centre"]))
+                for i, views in enumerate((["centre", "mirror", "full"], ["centre"], ["full", "mirror", "centre"]))
             ]
         }
     ]

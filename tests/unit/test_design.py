@@ -10,12 +10,12 @@ from typing import get_args
 import pytest
 
 from ewmtcnn import InputError
+from ewmtcnn.config import sections
 from ewmtcnn.study import design
 from ewmtcnn.study.design import (
     ALL,
     ARMS,
     BASELINE,
-    FEATURES,
     GRIDS,
     PUBLISHED_ARMS,
     RESCALED,
@@ -137,35 +137,42 @@ def test_overrides() -> None:
     }
 
 
-def test_the_features_grid_runs_each_configuration_with_six_and_seven_emotions() -> None:
-    f = ALL["F"]
-    assert (
-        f.kind == "features"
-        and f not in GRIDS
-        and dict(f.pinned)
-        == {
-            "data.label": "dominant",
-            "train.recipe": "selected",
-        }
+def test_the_feature_grids_test_each_configuration_against_the_defaults_and_the_key_comparison_on_lite2() -> None:
+    f, h, i = (ALL[name] for name in "FHI")
+    assert (f, h, i) == design.FEATURE_GRIDS and not {f, h, i} & set(GRIDS)
+    assert {grid.kind for grid in (f, h, i)} == {"compared"}
+    for grid in (f, h, i):
+        assert dict(grid.pinned)["train.recipe"] == "converged" and dict(grid.pinned)["train.lambda"] == 1.0
+    assert (dict(f.pinned)["data.neutral"], dict(h.pinned)["data.neutral"], dict(i.pinned)["data.neutral"]) == (
+        "drop",
+        "keep",
+        "drop",
     )
-    assert len(f.arms) == 2 * len(design.FEATURE_CONFIGS) and len(set(f.arms)) == len(f.arms)
-    two = [arm for arm in f.arms if dict(arm.pinned)["features.views"] == ("centre", "mirror")]
-    assert [dict(arm.pinned)["data.neutral"] for arm in two] == ["drop", "keep"]
-    assert Experiment(f, two[1]).overrides()[-3:] == [
-        "features.views=[centre,mirror]",
-        "preprocess.size=256",
-        "data.neutral=keep",
-    ]
-    # Lite2's native 260 px crop needs a store of at least 260 px.
-    sizes = {dict(arm.pinned)["model.backbone"]: dict(arm.pinned)["preprocess.size"] for arm in f.arms}
-    assert sizes["efficientnet_lite2"] >= 260 and sizes["efficientnet_lite0"] == 256
-    assert len(experiments_of([f])) == len(f.arms)
+    # F and H: the default arm on every configuration, the default's configuration (params.yaml's) first.
+    defaults = sections.load()
+    first = dict(f.arms[0].pinned)
+    assert (first["model.backbone"], first["features.layers"], first["features.views"], first["preprocess.size"]) == (
+        defaults.model.backbone,
+        defaults.features.layers,
+        defaults.features.views,
+        defaults.preprocess.size,
+    )
+    assert f.arms == h.arms and {(a.init, a.freeze, a.head) for a in f.arms} == {("original", True, "direct")}
+    assert len(set(f.arms)) == len(f.arms) == len(design.FEATURE_CONFIGS)
+    # I: none against the frozen wheel, both on Lite2, whose 260 px crop needs a store of at least 260 px.
+    assert [arm.init for arm in i.arms] == ["none", "original"]
+    assert {dict(arm.pinned)["model.backbone"] for arm in i.arms} == {"efficientnet_lite2"}
+    assert dict(i.arms[0].pinned)["preprocess.size"] >= 260
+    three = next(arm for arm in f.arms if len(dict(arm.pinned)["features.views"]) == 3)
+    assert "features.views=[centre,mirror,full]" in Experiment(f, three).overrides()
+    # I's wheel is F's Lite2 row: run once.
+    assert len(experiments_of(design.FEATURE_GRIDS)) == 2 * len(f.arms) + 1
 
 
 def test_tables_are_chosen_by_their_letters() -> None:
-    assert grids_named("ABCDE") == list(GRIDS) and grids_named("F") == [FEATURES]
+    assert grids_named("ABCDE") == list(GRIDS) and grids_named("FHI") == list(design.FEATURE_GRIDS)
     for bad in ("", "G", "AZ"):
-        with pytest.raises(InputError, match="--tables takes letters among ABCDEF"):
+        with pytest.raises(InputError, match="--tables takes letters among ABCDEFHI"):
             grids_named(bad)
 
 
