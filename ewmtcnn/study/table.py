@@ -9,13 +9,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ewmtcnn import InputError, cli
+from ewmtcnn import InputError, cli, paths
+from ewmtcnn.config import sections
+from ewmtcnn.evaluation import metrics
 from ewmtcnn.io.atomic import write_text
 from ewmtcnn.io.choice import HYPERPARAMETERS
 from ewmtcnn.study import chart, classic, experiments, paired
@@ -25,6 +28,7 @@ from ewmtcnn.study.paired import Comparison
 from ewmtcnn.study.protocol import ALPHA, MARGINS, level
 from ewmtcnn.study.published import HELD_OUT, REIMPLEMENTATION, REIMPLEMENTATION_CLASSES
 from ewmtcnn.study.table_columns import (
+    Column,
     Row,
     Stats,
     arm_row,
@@ -32,8 +36,10 @@ from ewmtcnn.study.table_columns import (
     comparison_columns,
     header,
     markdown,
+    metrics_rows,
     published_columns,
     reimplementation_columns,
+    score_column,
 )
 
 #: How a caption leaves a param that the arms vary to each row's params cell.
@@ -193,6 +199,27 @@ def published_table(grid: Grid, rows: pd.DataFrame) -> str:
     return markdown(caption, published_columns(), table_rows)
 
 
+#: The default variant's block: the workspace's metrics.json (`dvc repro`), written where the results document has
+#: its markers.
+DEFAULT = "default"
+
+
+def default_table(path: Path = paths.METRICS, params: Path = sections.PARAMS) -> str:
+    """The workspace's variant: held-out and in-place scores and the trivial baselines, from its metrics.json."""
+    try:
+        scores = pd.json_normalize(json.loads(path.read_text(encoding="utf-8")), sep=".").iloc[0]
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not readable metrics ({e}); run `dvc repro evaluate`") from None
+    split = sections.load(params).split
+    caption = (
+        f"**The default variant** (`dvc repro`, params.yaml as committed), {split.repeats} repeats of "
+        f"{split.folds}-fold cross-validation: mean over the {split.repeats * split.folds} held-out folds "
+        f"[{INTERVALS}], beside the trivial baselines computed from each training fold ({path})."
+    )
+    columns = [Column("", lambda row: row.names[0]), *(score_column(score) for score in metrics.SCORES)]
+    return markdown(caption, columns, metrics_rows(scores))
+
+
 #: Table G, the classic LDL methods of the workspace's classic stage, is written with table A where the
 #: results document has its markers; it compares them with A's default arm and `none` (the same features, images
 #: and folds, which it checks).
@@ -253,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for skipped in frame[frame["error"].notna()].itertuples():
         print(f"skipped experiment {skipped.name} ({skipped.rev[:7]}): {skipped.error}", file=sys.stderr)
     texts, charted = tables(frame, grids, with_classic=markers(CLASSIC)[0] in readme)
+    if markers(DEFAULT)[0] in readme:
+        texts[DEFAULT] = default_table()
+    charted = {grid: compared for grid, compared in charted.items() if grid in GRIDS}  # the chart of `make table`
     if charted:
         chart.plot(charted, args.plot)
     for name, text in texts.items():

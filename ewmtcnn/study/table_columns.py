@@ -192,6 +192,15 @@ def arm_row(arm: Arm, experiment: pd.Series, **extra: object) -> Row:
     return Row(names, _section(experiment, "test"), _section(experiment, "train"), pinned=pinned, **extra)
 
 
+def metrics_rows(experiment: pd.Series) -> list[Row]:
+    """An experiment's held-out and in-place scores, then its trivial baselines, a row each (first cell only)."""
+    return [
+        Row(("**test** (held-out folds)", "-", "-"), _section(experiment, "test"), {}),
+        Row(("train (in place, as the reimplementation reports)", "-", "-"), _section(experiment, "train"), {}),
+        *baseline_rows(experiment),
+    ]
+
+
 def baseline_rows(experiment: pd.Series) -> list[Row]:
     """The trivial baselines that an experiment's metrics.json reports, a row each."""
     return [Row((name, "-", "-"), _section(experiment, f"baselines.{key}"), {}) for key, name in TRIVIAL.items()]

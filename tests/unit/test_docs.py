@@ -134,3 +134,30 @@ def test_the_readme_bibtex_cites_as_citation_cff_does() -> None:
         assert fields["title"] == reference["title"]
         assert fields["year"] == str(reference["year"])
         assert fields["pages"] == f"{reference['start']}--{reference['end']}"
+
+
+RESULTS = REPO / "docs" / "results.md"
+#: A figure with its interval as the tables print it: `+0.0018 [-0.0017, +0.0053]`.
+FIGURE_WITH_INTERVAL = re.compile(r"[+-]?\d+\.\d+ \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]")
+TABLE_BLOCK = re.compile(r"<!-- table-(\w+):start -->\n(.*?)<!-- table-\1:end -->", re.S)
+
+
+def prose_and_tables(text: str) -> tuple[str, str]:
+    """The text outside the generated table blocks, and the text inside them."""
+    return TABLE_BLOCK.sub("", text), "\n".join(block for _, block in TABLE_BLOCK.findall(text))
+
+
+def test_prose_figures_with_intervals_are_found_in_the_generated_tables() -> None:
+    """A figure quoted in the results' prose must be in one of the tables `make table` wrote, so it cannot drift."""
+    prose, tables = prose_and_tables(RESULTS.read_text(encoding="utf-8"))
+    quoted = set(FIGURE_WITH_INTERVAL.findall(" ".join(prose.split())))  # a figure may wrap across lines
+    assert tables.strip(), "docs/results.md has no generated tables"
+    assert sorted(figure for figure in quoted if figure not in tables) == []
+
+
+def test_the_prose_check_sees_a_figure_that_no_table_holds() -> None:
+    table = "<!-- table-A:start -->\n| +0.0018 [-0.0017, +0.0054] |\n<!-- table-A:end -->\n"
+    text = f"ΔKL +0.0018\n[-0.0017, +0.0053] here.\n{table}"
+    prose, tables = prose_and_tables(text)
+    quoted = FIGURE_WITH_INTERVAL.findall(" ".join(prose.split()))
+    assert quoted == ["+0.0018 [-0.0017, +0.0053]"] and quoted[0] not in tables
