@@ -85,18 +85,20 @@ def test_wait_gives_up_on_a_queue_without_workers(monkeypatch: pytest.MonkeyPatc
     assert fake.calls.count(("queue", "status")) == 1 + queue.STALLED_POLLS
 
 
-def test_queue_the_features_table_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_queue_the_feature_tables_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDvc([RUNNING.replace("Running", "Success").replace("Queued", "Success")])
     monkeypatch.setattr(queue, "dvc", fake)
     monkeypatch.setattr(queue, "POLL_S", 0)
-    queue.main(["--tables", "F", "--jobs", "2"])
+    queue.main(["--tables", "FHI", "--jobs", "2"])
     queued = [call for call in fake.calls if call[:3] == ("exp", "run", "--queue")]
-    assert len(queued) == 12 and all("features.layers=" in " ".join(call) for call in queued)
+    # five configurations with six and with seven emotions, and Lite2's none: I's wheel is F's Lite2 row
+    assert len(queued) == 11 and all("features.layers=" in " ".join(call) for call in queued)
+    assert sum("prior.init=none" in call for call in queued) == 1
 
 
 def test_unknown_tables_are_refused_before_dvc_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDvc()
     monkeypatch.setattr(queue, "dvc", fake)
-    with pytest.raises(InputError, match="--tables takes letters among ABCDEF; found 'AZ'"):
+    with pytest.raises(InputError, match="--tables takes letters among ABCDEFHI; found 'AZ'"):
         queue.main(["--tables", "AZ"])
     assert fake.calls == []
