@@ -56,7 +56,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The prior variants of the tables A to E of docs/results.md (ewmtcnn.study.design.GRIDS: 38 DVC experiments, JOBS
+# The prior variants of the tables A to E of docs/results.md (ewmtcnn.study.design.GRIDS: 41 DVC experiments, JOBS
 # in parallel), then the tables and plots/variants.png from `dvc exp show`. Commit nothing in
 # between: `dvc exp show` lists the experiments of the current commit only. The queue's workers
 # inherit EMOTION6.
