@@ -1,4 +1,4 @@
-"""`python audit/recompute.py [FILE] [--rev REV ...]`: recompute the compared results tables' figures, without ewmtcnn.
+"""`python audit/recompute.py [FILE] [--tables LETTERS] [--rev REV ...]`: the compared tables, recomputed.
 
 - Reads back, cell by cell, the tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of
   FILE (docs/results.md by default) that compare arms with their first arm (those with Δ columns: A, B and D); the
@@ -808,9 +808,17 @@ class Audit:
             self._tables[run.rev] = table
         return self._tables[run.rev]
 
-    def file(self, text: str) -> Report:
-        """Audit every compared table of a markdown file; the report says what it found."""
+    def file(self, text: str, names: str | None = None) -> Report:
+        """Audit every compared table of a markdown file, or those of them `names` names; the report says what it found.
+
+        - `names`: table letters (`ABD`), for tables made on another commit than the rest: an experiment of one
+          table can have the params a caption of another states (table F's default row, table A's default arm).
+        """
         found = blocks(text)
+        if names is not None:
+            if skipped := [block.name for block in found if block.name not in names]:
+                self.report.notes.append(f"tables {', '.join(skipped)}: not asked for, not checked")
+            found = [block for block in found if block.name in names]
         compared = [block for block in found if compares(block)]
         if others := [block.name for block in found if block not in compared]:
             self.report.notes.append(f"tables {', '.join(others)}: no experiments' arms compared, not checked")
@@ -1055,6 +1063,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("file", nargs="?", type=Path, default=Path("docs/results.md"), help="the file with the tables")
     parser.add_argument("--protocol", type=Path, default=Path("docs/protocol.md"), help="the declared protocol")
+    parser.add_argument("--tables", help="the letters of the tables to check (default: every compared table)")
     parser.add_argument(
         "--rev",
         action="append",
@@ -1072,7 +1081,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         protocol = read_protocol(args.protocol.read_text(encoding="utf-8"))
         text = args.file.read_text(encoding="utf-8")
-        report = Audit(protocol, finished(repository.show(args.rev)), load).file(text)
+        report = Audit(protocol, finished(repository.show(args.rev)), load).file(text, args.tables)
     except (AuditError, OSError, json.JSONDecodeError) as e:
         print(f"audit: {e}", file=sys.stderr)
         return 1

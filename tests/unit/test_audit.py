@@ -272,6 +272,10 @@ def test_the_written_table_reads_back_and_matches() -> None:
     assert found.numbers == 99 + 42 + 44 + 12
     assert any("2 experiments match; the newest, original freeze direct" in note for note in found.notes)
     assert found.worst[0] <= 1 + 1e-6  # within the printed rounding, up to float error
+    # Only the tables asked for: table A left out, none is checked, and the report says so.
+    with pytest.raises(recompute.AuditError, match="no compared table"):
+        Audit(DECLARED, runs(), load).file(text, "BD")
+    assert Audit(DECLARED, runs(), load).file(text, "A").tables == ["A"]
 
 
 def changed(text: str, row: int, header: str, cell: str) -> str:
