@@ -214,12 +214,12 @@ from dvc.stage.run import _make_cmd
 subprocess.Popen(_make_cmd(os.environ["SHELL"], sys.argv[1])).wait()
 """
 SLEEPING_STAGE = """
-import os, sys, time
+import os, time
 from pathlib import Path
 from ewmtcnn import cli
 
 def main(params):
-    Path(sys.argv[1]).write_text(str(os.getpid()))
+    Path(os.environ["RUNNING"]).write_text(str(os.getpid()))
     time.sleep(600)
 
 cli.run_stage(main)
@@ -239,9 +239,9 @@ def test_stage_ends_when_its_parent_dies(shell: str, tmp_path: Path) -> None:
     (tmp_path / "sleeping.py").write_text(SLEEPING_STAGE)
     running = tmp_path / "running"
     train = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["train"]["cmd"]
-    command = train.replace("python -m stages.train", f"{sys.executable} sleeping.py {running}")
+    command = train.replace("python -m stages.train", f"{sys.executable} sleeping.py")  # a stage takes no arguments
     assert command != train, "the train stage's command as dvc.yaml gives it"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SHELL": shell}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SHELL": shell, "RUNNING": str(running)}
     with subprocess.Popen([sys.executable, "-c", PARENT, command], cwd=tmp_path, env=env) as parent:
         deadline = time.monotonic() + WAIT_S
         while not running.exists() and time.monotonic() < deadline:
