@@ -47,6 +47,7 @@ def test_train_notes_a_run_that_is_none(
     init: str, freeze: bool, head: str, noted: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(train.crossval, "trained_folds", lambda variant, plan: iter(()))  # nothing trained
+    monkeypatch.setattr(train.provenance, "fingerprint", lambda *params: {})  # no data/ in a clean checkout
     train.main(params(init, freeze, head))
     out = capsys.readouterr().out
     assert (NO_PRIOR_NOTE in out) == noted
