@@ -82,14 +82,14 @@ features-table: install
 # Every figure of the compared tables (A, B, D, F, H and I) recomputed from the experiments' predictions by a
 # script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any mismatch. Run it
 # after `make table`, before committing: it reads the experiments of the current commit, or those of
-# AUDIT_REV=<commit> (several, space-separated, when the tables were made on several); AUDIT_TABLES=<letters>
-# checks those tables alone (tables made on different commits: once per commit, as docs/results.md says).
+# AUDIT_REV=<commit>; AUDIT_TABLES=<letters> checks those tables alone (tables made on different commits:
+# once per commit, as docs/results.md says).
 # RESULTS: the file that holds the tables.
 RESULTS ?= docs/results.md
 AUDIT_REV ?=
 AUDIT_TABLES ?=
 audit: install
-	$(BIN)/python audit/recompute.py $(RESULTS) $(foreach rev,$(AUDIT_REV),--rev $(rev)) $(if $(AUDIT_TABLES),--tables $(AUDIT_TABLES))
+	$(BIN)/python audit/recompute.py $(RESULTS) $(if $(AUDIT_REV),--rev $(AUDIT_REV)) $(if $(AUDIT_TABLES),--tables $(AUDIT_TABLES))
 
 # A readable `dvc exp show`: each experiment's varied params and its headline held-out means
 # (python -m ewmtcnn.study.show; docs/pipeline.md). SHOW: more `dvc exp show` options, e.g. SHOW="--sort-by kl".

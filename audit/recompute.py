@@ -1,4 +1,4 @@
-"""`python audit/recompute.py [FILE] [--tables LETTERS] [--rev REV ...]`: the compared tables, recomputed.
+"""`python audit/recompute.py [FILE] [--tables LETTERS] [--rev REV]`: the compared tables, recomputed.
 
 - Reads back, cell by cell, the tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of
   FILE (docs/results.md by default) that compare arms with their first arm (those with Δ columns: A, B and D); the
@@ -428,9 +428,9 @@ class Repository:
         """The stdout of this interpreter's DVC."""
         return self.run(sys.executable, "-m", "dvc", *args)
 
-    def show(self, revs: Sequence[str] | None) -> list[dict[str, Any]]:
-        """`dvc exp show --json` of the current commit, or of the commits `revs`."""
-        show = json.loads(self.dvc("exp", "show", "--json", *(a for rev in revs or () for a in ("--rev", rev))))
+    def show(self, rev: str | None) -> list[dict[str, Any]]:
+        """`dvc exp show --json` of the current commit, or of commit `rev`."""
+        show = json.loads(self.dvc("exp", "show", "--json", *(["--rev", rev] if rev else [])))
         if not isinstance(show, list):
             raise AuditError(f"`dvc exp show --json` gave a {type(show).__name__}, not a list of commits")
         return show
@@ -1064,11 +1064,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("file", nargs="?", type=Path, default=Path("docs/results.md"), help="the file with the tables")
     parser.add_argument("--protocol", type=Path, default=Path("docs/protocol.md"), help="the declared protocol")
     parser.add_argument("--tables", help="the letters of the tables to check (default: every compared table)")
-    parser.add_argument(
-        "--rev",
-        action="append",
-        help="a commit whose experiments made tables (default: the current one); repeat it for several",
-    )
+    parser.add_argument("--rev", help="the commit whose experiments made the tables (default: the current one)")
     args = parser.parse_args(argv)
     repository = Repository(Path.cwd())
 

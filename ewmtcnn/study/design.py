@@ -129,6 +129,8 @@ WHEEL = Arm("original", True, "direct")
 CONVERGED_ARMS: tuple[Arm, ...] = (*ARMS, Arm("spectrum", True, "direct"), WHEEL._replace(pinned=PAPER_LOSS))
 #: The default loss, KL alone: pinned by the `converged` grids, whatever params.yaml's default becomes.
 KL_LOSS: Pinned = (("train.lambda", 1.0),)
+#: Table A's recipe: every head fitted to convergence, with the default loss.
+CONVERGED: Pinned = (("train.recipe", "converged"), *KL_LOSS)
 #: Table D: a frozen, invertible W only rescales the head's gradients and weight decay. The frozen
 #: wheel prior at the paper's settings is tested against `none` at the paper's and at smaller
 #: learning rates, and against `spectrum`: a fixed matrix with the wheel's singular values and
@@ -159,7 +161,7 @@ GRIDS: tuple[Grid, ...] = (
         "A",
         "every head fitted to convergence, its weight decay chosen per training fold",
         CONVERGED_ARMS,
-        (*SIX, ("train.recipe", "converged"), *KL_LOSS),
+        (*SIX, *CONVERGED),
     ),
     Grid("B", "the paper's fixed settings", ARMS, (*SIX, *PAPER)),
     Grid(
@@ -180,7 +182,7 @@ GRIDS: tuple[Grid, ...] = (
         "E",
         "the default arm beside the published held-out figures",
         PUBLISHED_ARMS,
-        (("train.recipe", "converged"), *KL_LOSS),
+        CONVERGED,
         "published",
     ),
 )
@@ -207,8 +209,6 @@ def configured(arm: Arm, backbone: str, layers: str, views: tuple[str, ...], siz
     return arm._replace(pinned=config)
 
 
-#: Table A's recipe: every head fitted to convergence, with the default loss.
-CONVERGED: Pinned = (("train.recipe", "converged"), *KL_LOSS)
 #: The default arm on each configuration: tested against the default's own (the first).
 CONFIGURED: tuple[Arm, ...] = tuple(configured(WHEEL, *config) for config in FEATURE_CONFIGS)
 #: The grids of `make features-table`: each configuration against the default's with six emotions (F) and
