@@ -79,9 +79,9 @@ features-table: install
 	$(BIN)/python -m ewmtcnn.study.queue --tables FHI --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.study.table --tables FHI
 
-# Every figure of the compared tables (A, B, D, F, H and I) recomputed from the experiments' predictions by a
-# script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any mismatch. Run it
-# after `make table`, before committing: it reads the experiments of the current commit, or those of
+# Every figure of the compared tables (A, B, D, G, F, H and I) recomputed from the experiments' predictions (and the
+# classic stage's, for G) by a script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any
+# mismatch. Run it after `make table`, before committing: it reads the experiments of the current commit, or those of
 # AUDIT_REV=<commit>; AUDIT_TABLES=<letters> checks those tables alone (tables made on different commits:
 # once per commit, as docs/results.md says).
 # RESULTS: the file that holds the tables.

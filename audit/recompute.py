@@ -1,8 +1,12 @@
 """`python audit/recompute.py [FILE] [--tables LETTERS] [--rev REV]`: the compared tables, recomputed.
 
 - Reads back, cell by cell, the tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of
-  FILE (docs/results.md by default) that compare arms with their first arm (those with Δ columns: A, B and D); the
-  others are named, not checked.
+  FILE (docs/results.md by default) that compare arms with their first arm (those with Δ columns and an `init`
+  column: A, B, D, F, H, I), and table G, which sets the classic LDL methods beside two arms (a `method` column);
+  the others are named, not checked.
+- Table G's methods are no experiments: their out-of-fold predictions are the classic stage's
+  data/classic/<method>/predictions.csv of the commit (--rev, or the current one), whose dvc.lock records the
+  folder's manifest; each method's Δ vs an arm is checked at 1 − alpha/m over its m methods.
 - Matches each arm row to the newest finished DVC experiment of the commit (`dvc exp show --json`, of the current
   commit or of --rev) with the params its table states: the caption's setting sentence (data, network, training
   recipe `fixed`, `selected` or `converged` with its lambda, grid and inner folds, split), and the row's init,
@@ -50,6 +54,8 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 
 #: The out-of-fold predictions of an experiment, and the metrics file a finished one has.
 PREDICTIONS, METRICS = "metrics/predictions.csv", "metrics/metrics.json"
+#: Where the classic stage keeps each LDL method's out-of-fold predictions: <method>/predictions.csv.
+CLASSIC = "data/classic"
 TRUE, PRED = "true_", "pred_"
 #: docs/protocol.md's names of the tested measures, as the scores are called here.
 PROTOCOL_MEASURES = {"KL": "kl", "accuracy": "acc", "balanced accuracy": "balanced_acc", "macro-F1": "macro_f1"}
@@ -201,11 +207,26 @@ def column(name: str) -> Column | None:
 def compares(block: Block) -> bool:
     """Whether a table compares experiments' arms with its first: Δ columns, and an `init` column naming the arms.
 
-    - Table G, the classic methods of the workspace's classic stage beside two arms, has Δ columns but no
-      `init`: its methods are no experiments, so it is not audited here.
+    - Table G, the classic methods beside two arms, has Δ columns but a `method` column instead (`sets_beside`).
     """
     header = list(block.header)
     return "init" in header and any(kind is not None and kind.kind == DELTA for kind in map(column, header))
+
+
+def sets_beside(block: Block) -> bool:
+    """Whether a table sets the classic LDL methods beside experiments' arms: a first `method` column, Δ columns."""
+    header = list(block.header)
+    return header[:1] == ["method"] and any(kind is not None and kind.kind == DELTA for kind in map(column, header))
+
+
+def arm_cells(name: str) -> dict[str, str]:
+    """The init, freeze and head cells of an arm as table G names it in its `method` column (`none`, `eye freeze`)."""
+    init, *rest = name.split()
+    freeze = [word for word in rest if word in ("freeze", "unfreeze")]
+    head = [word for word in rest if word not in freeze]
+    if len(freeze) > 1 or len(head) > 1:
+        raise AuditError(f"an arm named {name!r}, not `init [freeze|unfreeze] [head]`")
+    return {"init": init, "freeze": (freeze or ["-"])[0], "head": (head or ["-"])[0]}
 
 
 # --- Scores -------------------------------------------------------------------------------------------------
@@ -440,29 +461,48 @@ class Repository:
 
         - From the commit when git tracks it (an output with `cache: false`), else from the DVC cache
           (files/md5/<2 digits>/<30 digits>, DVC 3's layout).
+        - A file inside a recorded folder (the classic stage's data/classic) has the md5 that the folder's
+          manifest in the DVC cache (files/md5/<2 digits>/<30 digits>.dir, of the recorded md5) gives it.
         """
         try:
             lock = yaml.safe_load(self.run("git", "show", f"{rev}:dvc.lock")) or {}
         except yaml.YAMLError as e:
             raise AuditError(f"the dvc.lock of {rev[:7]} is not YAML ({e})") from None
         recorded = {
-            out.get("path"): out.get("md5")
+            str(out.get("path")): str(out.get("md5") or "")
             for stage in (lock.get("stages") or {}).values()
             for out in stage.get("outs") or []
         }
         md5 = recorded.get(path)
         if not md5:
-            raise AuditError(f"the dvc.lock of {rev[:7]} records no md5 of {path}")
+            folder = next(
+                (out for out, md5 in recorded.items() if path.startswith(f"{out}/") and md5.endswith(".dir")), None
+            )
+            if folder is None:
+                raise AuditError(f"the dvc.lock of {rev[:7]} records no md5 of {path}")
+            try:
+                manifest = json.loads(self.cached(recorded[folder], folder, rev))
+                md5 = next(entry["md5"] for entry in manifest if f"{folder}/{entry['relpath']}" == path)
+            except (ValueError, TypeError, KeyError, StopIteration):
+                raise AuditError(f"the manifest of {folder} of {rev[:7]} lists no md5 of {path}") from None
+            return self.cached(md5, path, rev)
         try:
             data = self.run("git", "show", f"{rev}:{path}")
         except AuditError:
-            if self.cache is None:
-                self.cache = Path(self.dvc("cache", "dir").decode().strip())
-            try:
-                data = (self.cache / "files" / "md5" / md5[:2] / md5[2:]).read_bytes()
-            except OSError as e:
-                raise AuditError(f"{path} of {rev[:7]} is neither in git nor in the DVC cache ({e.strerror})") from None
+            return self.cached(md5, path, rev)
         if hashlib.md5(data).hexdigest() != md5:
+            raise AuditError(f"{path} of {rev[:7]} does not have the md5 {md5} that its dvc.lock records")
+        return data
+
+    def cached(self, md5: str, path: str, rev: str) -> bytes:
+        """The object of `md5` in the DVC cache (a folder's manifest: `<md5>.dir`), once its bytes have that md5."""
+        if self.cache is None:
+            self.cache = Path(self.dvc("cache", "dir").decode().strip())
+        try:
+            data = (self.cache / "files" / "md5" / md5[:2] / md5[2:]).read_bytes()
+        except OSError as e:
+            raise AuditError(f"{path} of {rev[:7]} is neither in git nor in the DVC cache ({e.strerror})") from None
+        if hashlib.md5(data).hexdigest() != md5.removesuffix(".dir"):
             raise AuditError(f"{path} of {rev[:7]} does not have the md5 {md5} that its dvc.lock records")
         return data
 
@@ -791,11 +831,14 @@ class Audit:
     """The audit of the compared tables of one file, against the protocol and the finished runs of one commit.
 
     - `load`: a run's predictions table (metrics/predictions.csv).
+    - `method`: a classic LDL method's out-of-fold predictions (data/classic/<method>/predictions.csv) of the
+      commit of the runs, for table G; None: no table G is checked.
     """
 
     protocol: Protocol
     runs: Sequence[Run]
     load: Callable[[Run], pd.DataFrame]
+    method: Callable[[str], pd.DataFrame] | None = None
     report: Report = field(default_factory=Report)
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
@@ -819,7 +862,7 @@ class Audit:
             if skipped := [block.name for block in found if block.name not in names]:
                 self.report.notes.append(f"tables {', '.join(skipped)}: not asked for, not checked")
             found = [block for block in found if block.name in names]
-        compared = [block for block in found if compares(block)]
+        compared = [block for block in found if compares(block) or (sets_beside(block) and self.method is not None)]
         if others := [block.name for block in found if block not in compared]:
             self.report.notes.append(f"tables {', '.join(others)}: no experiments' arms compared, not checked")
         if not compared:
@@ -829,7 +872,7 @@ class Audit:
         for block in compared:
             self.report.tables.append(block.name)
             try:
-                self.table(block)
+                self.table(block) if compares(block) else self.beside(block)
             except AuditError as e:
                 self.report.problem(f"Table {block.name}", str(e))
         return self.report
@@ -936,6 +979,87 @@ class Audit:
                     f"Table {block.name}", f"its arms' runs differ in {param}, which no row states ({groups})"
                 )
 
+    def beside(self, block: Block) -> None:
+        """Audit table G: its arms' runs and scores, and each classic method's scores and differences from each arm.
+
+        - The arms are the rows that its `Δ... vs arm` headers name, found by the caption's setting as any table's;
+          the other rows are the methods, whose predictions `method` reads.
+        - A method's Δ vs an arm: method − arm per fold, the corrected resampled t interval at 1 − alpha/m with m the
+          number of methods, then the protocol's label of it, `helps` and `hurts` said `better` and `worse`.
+        """
+        assert self.method is not None, "table G is checked only with the classic methods' predictions"
+        kinds = {name: column(name) for name in block.header[1:]}
+        for name, kind in kinds.items():
+            if kind is None or kind.kind not in (SCORE, DELTA):
+                self.report.problem(f"Table {block.name}, column {name!r}", "a column this audit does not know")
+        named = list(dict.fromkeys(kind.detail for kind in kinds.values() if kind is not None and kind.kind == DELTA))
+        shown = {(kind.kind, kind.score, kind.detail) for kind in kinds.values() if kind is not None}
+        for score in self.protocol.margins:
+            for wanted in [(SCORE, score, ""), *((DELTA, score, arm) for arm in named)]:
+                if wanted not in shown:
+                    self.report.problem(f"Table {block.name}", f"no {wanted[0]} column of {score} {wanted[2]}".rstrip())
+        rows = [dict(zip(block.header, row, strict=True)) for row in block.rows]
+        if [row["method"] for row in rows[: len(named)]] != named:
+            raise AuditError(f"its first rows are not the arms that its Δ headers name, {', '.join(named)}, in order")
+        wanted = setting(block.caption)
+        arms = [self.arm_run(block, {**row, **arm_cells(row["method"])}, wanted) for row in rows[: len(named)]]
+        self.shared(block, arms)
+        if any(arm.table is None for arm in arms):
+            raise AuditError("an arm has no predictions to compare with")
+        first = arms[0].table
+        assert first is not None
+        level = re.search(r"\[(\d+(?:\.\d+)?)% corrected resampled t interval", block.caption)
+        if level is None:
+            raise AuditError("its caption states no level of the scores' intervals (`[95% corrected resampled t ...`)")
+        repeats, folds = first["repeat"].nunique(), first.groupby("repeat")["fold"].nunique().iloc[0]
+        methods = rows[len(named) :]
+        family = Family(1 / (folds - 1), float(level[1]) / 100, len(methods), repeats * folds)
+        expected = [
+            ("images and folds", r"(\d+) images and (\S+) × (\S+) folds", [first["image"].nunique(), repeats, folds]),
+            (
+                "alpha, m and level",
+                r"1 − (\S+)/m = (\S+)%, simultaneous over the m = (\d+) methods",
+                [self.protocol.alpha, 100 * (1 - self.protocol.alpha / family.m), family.m],
+            ),
+        ]
+        self.figures(f"Table {block.name}, caption", block.caption, expected)
+        arm_folds = {}
+        for arm in arms:
+            assert arm.table is not None
+            arm_folds[arm.label] = fold_scores(arm.table)
+            paired(first, arm.table)
+            self.scores(arm.where, kinds, arm.cells, arm_folds[arm.label], family)
+            for name, kind in kinds.items():
+                if kind is not None and kind.kind == DELTA:
+                    self.report.empty(f"{arm.where}, {name}", arm.cells[name])
+            self.report.rows += 1
+        for row in methods:
+            where = f"Table {block.name}, row {row['method']}"
+            try:
+                table = self.method(row["method"])
+                if (problem := structure_problem(table)) is not None:
+                    raise AuditError(problem)
+                paired(first, table)
+            except AuditError as e:
+                self.report.problem(where, str(e))
+                continue
+            own = fold_scores(table)
+            self.scores(where, kinds, row, own, family)
+            self.report.rows += 1
+            for name, kind in kinds.items():
+                if kind is not None and kind.kind == DELTA and kind.detail in arm_folds:
+                    differences = (own[kind.score] - arm_folds[kind.detail][kind.score]).to_numpy(dtype=np.float64)
+                    self.method_test(f"{where}, {name}", kind, row[name], differences, family)
+
+    def method_test(self, where: str, kind: Column, cell: str, differences: np.ndarray, family: Family) -> None:
+        """Check a `mean [low, high] label` cell of a method's difference from an arm."""
+        printed, _, said = cell.partition("] ")
+        t, margin = corrected(differences, family.ratio), self.protocol.margins[kind.score]
+        low, high = t.interval(1 - self.protocol.alpha / family.m)
+        self.interval(where, f"{printed}]", (t.mean, low, high))
+        read = label(low, high, margin, kind.score in HIGHER_IS_BETTER)
+        self.report.label(where, said, {HELPS: "better", HURTS: "worse"}.get(read, read))
+
     def caption(self, block: Block, kinds: Kinds, first: ArmRow, family: Family) -> None:
         """Check the caption's figures (images, emotions, repeats and folds, alpha, m, the level, the margins), and that
         it and the Δ headers compare with the first arm."""
@@ -959,19 +1083,7 @@ class Audit:
         ]
         if "training folds" in block.caption:
             expected.append(("training folds", r"over the (\d+) training folds", [family.folds]))
-        for what, pattern, values in expected:
-            if (match := re.search(pattern, block.caption)) is None:
-                self.report.problem(f"{where}, {what}", f"no {pattern!r} in the caption")
-                continue
-            for printed, value in zip(match.groups(), values, strict=True):
-                self.report.number(f"{where}, {what}", printed, value)
-        margins = re.search(r"margins of equivalence \(([^)]*)\)", block.caption)
-        stated = {name: value for value, name in re.findall(r"±(\S+) ([^,]+)", margins[1] if margins else "")}
-        if {SCORE_HEADERS.get(name) for name in stated} != set(self.protocol.margins):
-            self.report.problem(f"{where}, margins", f"states margins of {', '.join(stated) or 'nothing'}")
-        for name, printed in stated.items():
-            if (score := SCORE_HEADERS.get(name)) in self.protocol.margins:
-                self.report.number(f"{where}, margin of {name}", printed, self.protocol.margins[score])
+        self.figures(where, block.caption, expected)
         against = re.search(r"Δ: arm − (.+?) on the same test images", block.caption)
         if against is None or against[1] != first.label:
             printed = f"arm − {against[1]!r}" if against else "no `Δ: arm − ... on the same test images`"
@@ -979,6 +1091,26 @@ class Audit:
         for name, kind in kinds.items():
             if kind is not None and kind.kind == DELTA and kind.detail != first.label:
                 self.report.wrong(f"Table {block.name}, column {name!r}", f"not the first arm, {first.label!r}")
+
+    def figures(self, where: str, caption: str, expected: Sequence[tuple[str, str, Sequence[float]]]) -> None:
+        """Check the figures that each (what, pattern, values) finds in a caption, and its margins of equivalence."""
+        for what, pattern, values in expected:
+            if (match := re.search(pattern, caption)) is None:
+                self.report.problem(f"{where}, {what}", f"no {pattern!r} in the caption")
+                continue
+            for printed, value in zip(match.groups(), values, strict=True):
+                self.report.number(f"{where}, {what}", printed, value)
+        self.margins(where, caption)
+
+    def margins(self, where: str, caption: str) -> None:
+        """Check the caption's `margins of equivalence (±m score, ...)` against the protocol's."""
+        margins = re.search(r"margins of equivalence \(([^)]*)\)", caption)
+        stated = {name: value for value, name in re.findall(r"±(\S+) ([^,]+)", margins[1] if margins else "")}
+        if {SCORE_HEADERS.get(name) for name in stated} != set(self.protocol.margins):
+            self.report.problem(f"{where}, margins", f"states margins of {', '.join(stated) or 'nothing'}")
+        for name, printed in stated.items():
+            if (score := SCORE_HEADERS.get(name)) in self.protocol.margins:
+                self.report.number(f"{where}, margin of {name}", printed, self.protocol.margins[score])
 
     def scores(self, where: str, kinds: Kinds, row: Mapping[str, str], folds: pd.DataFrame, family: Family) -> None:
         """Check a row's score cells, each `mean [low, high]` over the folds; `-` for a score it does not have."""
@@ -1074,10 +1206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as e:  # pandas' ParserError and a file that is no text
             raise AuditError(f"{PREDICTIONS} of {run.name} ({run.rev[:7]}): not a CSV table ({e})") from None
 
+    def method(name: str) -> pd.DataFrame:
+        path = f"{CLASSIC}/{name}/predictions.csv"
+        try:
+            return pd.read_csv(io.BytesIO(repository.read(args.rev or "HEAD", path)))
+        except ValueError as e:
+            raise AuditError(f"{path}: not a CSV table ({e})") from None
+
     try:
         protocol = read_protocol(args.protocol.read_text(encoding="utf-8"))
         text = args.file.read_text(encoding="utf-8")
-        report = Audit(protocol, finished(repository.show(args.rev)), load).file(text, args.tables)
+        report = Audit(protocol, finished(repository.show(args.rev)), load, method).file(text, args.tables)
     except (AuditError, OSError, json.JSONDecodeError) as e:
         print(f"audit: {e}", file=sys.stderr)
         return 1

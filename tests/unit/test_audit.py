@@ -7,6 +7,8 @@
 - So does a converged table tested against a first arm other than `none` (tables A and D), an arm of it with its
   own lambda: its rows found by recipe, lambda, PCA and grid, its Δ headers and caption naming the first arm, its
   chosen cells of the right form; the setting sentence of every recipe that table.py writes finds its params.
+- Table G, the classic methods beside two arms, as ewmtcnn.study.classic writes it: every figure and label read
+  back and recomputed from the methods' predictions; a Δ or a verdict changed is a mismatch.
 - The margins and error rate as docs/protocol.md declares them; predictions read from an experiment's commit
   or the DVC cache, by the md5 of its dvc.lock; the finished experiments of `dvc exp show --json`.
 """
@@ -31,6 +33,7 @@ from audit.recompute import Audit, AuditError, Protocol, Repository, Run
 from ewmtcnn.evaluation import report, resampling
 from ewmtcnn.study import paired, protocol
 from ewmtcnn.study import table as study_table
+from ewmtcnn.study.classic import classic_table
 from ewmtcnn.study.design import BASELINE, Arm, Grid
 from ewmtcnn.study.table import comparison_table, markers
 from support import REPO
@@ -588,3 +591,46 @@ def test_predictions_from_the_commit_or_the_cache_by_md5(tmp_path: Path) -> None
     (cache / "files" / "md5" / md5[:2] / md5[2:]).write_bytes(data + b"\n")
     with pytest.raises(AuditError, match=f"does not have the md5 {md5}"):
         repository.read("HEAD", recompute.PREDICTIONS)
+
+
+#: Two "classic methods" of table G, made here: one predicts as the eye arm, the other a little off the wheel arm's.
+METHODS = {"sa_bfgs": EYE_TABLE, "aa_knn": predictions({key: 0.9 * q + 0.05 for key, q in WHEEL_Q.items()})}
+
+
+def classic_written() -> str:
+    """Table G of METHODS beside the wheel arm and none, as `python -m ewmtcnn.study.table` writes it."""
+    rows = pd.DataFrame([PARAMS], index=pd.Index([WHEEL.label], name="variant"))
+    arms = {WHEEL.label: WHEEL_TABLE, BASELINE.label: NONE_TABLE}
+    start, end = markers("G")
+    return f"{start}\n{classic_table(METHODS, arms, 'G', study_table.setting(rows, 4))}\n{end}\n"
+
+
+def test_the_classic_methods_table_reads_back_and_matches() -> None:
+    """Table G: its arms found by the caption's setting, its methods' figures and verdicts recomputed from their
+    predictions, m the number of methods; a changed Δ or verdict is a mismatch, and without the methods'
+    predictions the table is named, not checked."""
+    text = classic_written()
+    (block,) = recompute.blocks(text)
+    assert recompute.sets_beside(block) and not recompute.compares(block)
+    rows = {row[0]: dict(zip(block.header, row, strict=True)) for row in block.rows}
+    assert list(rows) == [WHEEL.label, BASELINE.label, *METHODS]
+    # sa_bfgs predicts as the eye arm: its Δacc vs none is the eye arm's, at m = 2 as the eye arm's in table A.
+    mean, low, high, _, _ = corrected_by_hand([0.5, 0.0, 0.0, 0.5], 1.0, 2, 0.02)
+    printed = rows["sa_bfgs"]["Δacc vs none"]
+    assert printed.startswith(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] ")
+    found = Audit(DECLARED, runs(), load, METHODS.__getitem__).file(text)
+    assert found.mismatches == []
+    assert (found.tables, found.rows, found.labels) == (["G"], 4, 16)
+    # 4 rows x 4 scores x 3; 2 methods x 2 arms x 4 scores x 3; the caption's 3 + 3 figures and 4 margins
+    assert found.numbers == 48 + 48 + 10
+    assert found.worst[0] <= 1 + 1e-6
+    for old, new in (
+        (printed, printed.replace(f"{mean:+.3f}", f"{mean + 0.002:+.3f}", 1)),
+        (printed, "+0.250 [-9, 9] better"),
+    ):
+        broken = Audit(DECLARED, runs(), load, METHODS.__getitem__).file(text.replace(old, new))
+        assert any(m.startswith("Table G, row sa_bfgs, Δacc vs none") for m in broken.mismatches), broken.mismatches
+    unchecked = Audit(DECLARED, runs(), load)
+    with pytest.raises(AuditError, match="no compared table"):
+        unchecked.file(text)
+    assert any("tables G: no experiments' arms compared" in note for note in unchecked.report.notes)
