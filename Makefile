@@ -72,12 +72,13 @@ else
 	$(BIN)/python -m ewmtcnn.study.table
 endif
 
-# Tables F, H and I: the frozen-feature configurations of the offline backbones against the default's, with
-# six and seven emotions, and the frozen wheel against none on Lite2 (ewmtcnn.study.design.FEATURE_GRIDS,
-# 11 DVC experiments), then their blocks of docs/results.md; the same rules as `table`.
+# Tables F, H, I and J: the frozen-feature configurations of the offline backbones against the default's, with
+# six and seven emotions, and the frozen wheel against none on Lite2 and with seven emotions
+# (ewmtcnn.study.design.FEATURE_GRIDS, 12 DVC experiments), then their blocks of docs/results.md; the same rules
+# as `table`.
 features-table: install
-	$(BIN)/python -m ewmtcnn.study.queue --tables FHI --jobs $(JOBS)
-	$(BIN)/python -m ewmtcnn.study.table --tables FHI
+	$(BIN)/python -m ewmtcnn.study.queue --tables FHIJ --jobs $(JOBS)
+	$(BIN)/python -m ewmtcnn.study.table --tables FHIJ
 
 # Every figure of the compared tables (A, B, D, G, F, H and I) recomputed from the experiments' predictions (and the
 # classic stage's, for G) by a script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any

@@ -137,17 +137,14 @@ def test_overrides() -> None:
     }
 
 
-def test_the_feature_grids_test_each_configuration_against_the_defaults_and_the_key_comparison_on_lite2() -> None:
-    f, h, i = (ALL[name] for name in "FHI")
-    assert (f, h, i) == design.FEATURE_GRIDS and not {f, h, i} & set(GRIDS)
-    assert {grid.kind for grid in (f, h, i)} == {"compared"}
-    for grid in (f, h, i):
+def test_the_feature_grids_test_each_configuration_against_the_defaults_and_the_key_comparison_twice() -> None:
+    f, h, i, j = (ALL[name] for name in "FHIJ")
+    assert (f, h, i, j) == design.FEATURE_GRIDS and not {f, h, i, j} & set(GRIDS)
+    assert {grid.kind for grid in (f, h, i, j)} == {"compared"}
+    for grid in (f, h, i, j):
         assert dict(grid.pinned)["train.recipe"] == "converged" and dict(grid.pinned)["train.lambda"] == 1.0
-    assert (dict(f.pinned)["data.neutral"], dict(h.pinned)["data.neutral"], dict(i.pinned)["data.neutral"]) == (
-        "drop",
-        "keep",
-        "drop",
-    )
+        assert dict(grid.pinned)["data.label"] == "dominant"
+    assert [dict(grid.pinned)["data.neutral"] for grid in (f, h, i, j)] == ["drop", "keep", "drop", "keep"]
     # F and H: the default arm on every configuration, the default's configuration (params.yaml's) first.
     defaults = sections.load()
     first = dict(f.arms[0].pinned)
@@ -165,14 +162,17 @@ def test_the_feature_grids_test_each_configuration_against_the_defaults_and_the_
     assert dict(i.arms[0].pinned)["preprocess.size"] >= 260
     three = next(arm for arm in f.arms if len(dict(arm.pinned)["features.views"]) == 3)
     assert "features.views=[centre,mirror,full]" in Experiment(f, three).overrides()
-    # I's wheel is F's Lite2 row: run once.
-    assert len(experiments_of(design.FEATURE_GRIDS)) == 2 * len(f.arms) + 1
+    # J: none against the frozen wheel, both on the default's configuration, with seven emotions.
+    assert [arm.init for arm in j.arms] == ["none", "original"]
+    assert {arm.pinned for arm in j.arms} == {f.arms[0].pinned}
+    # I's wheel is F's Lite2 row and J's is H's first: each runs once.
+    assert len(experiments_of(design.FEATURE_GRIDS)) == 2 * len(f.arms) + 2
 
 
 def test_tables_are_chosen_by_their_letters() -> None:
-    assert grids_named("ABCDE") == list(GRIDS) and grids_named("FHI") == list(design.FEATURE_GRIDS)
+    assert grids_named("ABCDE") == list(GRIDS) and grids_named("FHIJ") == list(design.FEATURE_GRIDS)
     for bad in ("", "G", "AZ"):
-        with pytest.raises(InputError, match="--tables takes letters among ABCDEFHI"):
+        with pytest.raises(InputError, match="--tables takes letters among ABCDEFHIJ"):
             grids_named(bad)
 
 

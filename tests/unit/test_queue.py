@@ -89,16 +89,17 @@ def test_queue_the_feature_tables_alone(monkeypatch: pytest.MonkeyPatch) -> None
     fake = FakeDvc([RUNNING.replace("Running", "Success").replace("Queued", "Success")])
     monkeypatch.setattr(queue, "dvc", fake)
     monkeypatch.setattr(queue, "POLL_S", 0)
-    queue.main(["--tables", "FHI", "--jobs", "2"])
+    queue.main(["--tables", "FHIJ", "--jobs", "2"])
     queued = [call for call in fake.calls if call[:3] == ("exp", "run", "--queue")]
-    # five configurations with six and with seven emotions, and Lite2's none: I's wheel is F's Lite2 row
-    assert len(queued) == 11 and all("features.layers=" in " ".join(call) for call in queued)
-    assert sum("prior.init=none" in call for call in queued) == 1
+    # five configurations with six and with seven emotions, Lite2's none and seven emotions' none: I's wheel is
+    # F's Lite2 row, J's is H's first
+    assert len(queued) == 12 and all("features.layers=" in " ".join(call) for call in queued)
+    assert sum("prior.init=none" in call for call in queued) == 2
 
 
 def test_unknown_tables_are_refused_before_dvc_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDvc()
     monkeypatch.setattr(queue, "dvc", fake)
-    with pytest.raises(InputError, match="--tables takes letters among ABCDEFHI; found 'AZ'"):
+    with pytest.raises(InputError, match="--tables takes letters among ABCDEFHIJ; found 'AZ'"):
         queue.main(["--tables", "AZ"])
     assert fake.calls == []
