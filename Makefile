@@ -80,7 +80,7 @@ features-table: install
 	$(BIN)/python -m ewmtcnn.study.queue --tables FHIJ --jobs $(JOBS)
 	$(BIN)/python -m ewmtcnn.study.table --tables FHIJ
 
-# Every figure of the compared tables (A, B, D, G, F, H and I) recomputed from the experiments' predictions (and the
+# Every figure of the compared tables (A, B, D, G, F, H, I and J) recomputed from the experiments' predictions (and the
 # classic stage's, for G) by a script that imports nothing of ewmtcnn (audit/recompute.py); exit status 1 on any
 # mismatch. Run it after `make table`, before committing: it reads the experiments of the current commit, or those of
 # AUDIT_REV=<commit>; AUDIT_TABLES=<letters> checks those tables alone (tables made on different commits:

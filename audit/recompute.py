@@ -2,7 +2,7 @@
 
 - Reads back, cell by cell, the tables between the `<!-- table-X:start -->` and `<!-- table-X:end -->` markers of
   FILE (docs/results.md by default) that compare arms with their first arm (those with Δ columns and an `init`
-  column: A, B, D, F, H, I), and table G, which sets the classic LDL methods beside two arms (a `method` column);
+  column: A, B, D, F, H, I, J), and table G, which sets the classic LDL methods beside two arms (a `method` column);
   the others are named, not checked.
 - Table G's methods are no experiments: their out-of-fold predictions are the classic stage's
   data/classic/<method>/predictions.csv of the commit (--rev, or the current one), whose dvc.lock records the
