@@ -1,23 +1,27 @@
-"""The classic LDL methods beside the heads: their held-out scores, and each paired with head arms.
+"""`ewmtcnn classic [RUN ...]` (or `python -m ewmtcnn.study.classic`): classic LDL methods beside heads, by protocol.
 
-- `read`: the classic stage's out-of-fold predictions in a workspace (data/classic/<method>/predictions.csv).
-- `classic_table`: a markdown table of each method's held-out scores and its paired comparison with each
-  head arm given (the default arm and `none`, say), by `paired.compare` under the declared protocol.
-- The comparisons with one arm are one family per score: m is the number of methods
-  (`protocol.level(m)`), as in the tables of the arms against `none`.
+- The methods: the out-of-fold predictions that the classic stage wrote in the working tree
+  (data/classic/<method>/predictions.csv), as table G reads them; the heads: each RUN's (an experiment, commit,
+  branch or `workspace`, the default) metrics/predictions.csv.
+- Prints table G for them: each method's and head's held-out scores, and each method minus each head on the same
+  test images with its simultaneous interval and label (m = the number of methods), by `paired.compare`.
+- Refuses heads on other folds than the first's, and methods whose images, targets or folds are not the heads'
+  (run the classic stage where the heads' setting is, e.g. after `dvc exp run -S data.neutral=keep`).
+- `read`: the classic stage's out-of-fold predictions in a workspace; `classic_table`: the markdown table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import argparse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ewmtcnn import InputError, paths
+from ewmtcnn import InputError, cli, paths
 from ewmtcnn.config.sections import LDL_METHODS
 from ewmtcnn.evaluation import report
-from ewmtcnn.study import paired
+from ewmtcnn.study import compare, paired
 from ewmtcnn.study.paired import Comparison
 from ewmtcnn.study.protocol import ALPHA, MARGINS, level
 from ewmtcnn.study.table_columns import DIGITS, Column, Row, header, interval, markdown, score_column
@@ -25,6 +29,8 @@ from ewmtcnn.study.table_columns import DIGITS, Column, Row, header, interval, m
 #: A method compared with an arm: better or worse than it where the interval excludes 0 (`paired.label`'s
 #: helps and hurts, said of the method).
 VERDICTS = {paired.HELPS: "better", paired.HURTS: "worse"}
+#: The letter of the classic methods' table in docs/results.md.
+LETTER = "G"
 
 
 def read(root: Path = Path()) -> dict[str, pd.DataFrame]:
@@ -59,7 +65,7 @@ def _delta(arm: str, score: str, compared: Mapping[str, Comparison]) -> Column:
 
 
 def classic_table(
-    methods: Mapping[str, pd.DataFrame], arms: Mapping[str, pd.DataFrame], name: str = "G", setting: str = ""
+    methods: Mapping[str, pd.DataFrame], arms: Mapping[str, pd.DataFrame], name: str = LETTER, setting: str = ""
 ) -> str:
     """The classic methods beside the head `arms`, each method compared with each arm on the same test images.
 
@@ -95,3 +101,39 @@ def classic_table(
         f"margin, {paired.EQUIVALENT_DIFFERS} when both, {paired.INCONCLUSIVE} when neither."
     )
     return markdown(caption, columns, rows)
+
+
+def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of `classic`."""
+    parser.add_argument(
+        "runs",
+        metavar="RUN",
+        nargs="*",
+        default=[compare.WORKSPACE],
+        help=f"a head to set the methods beside: an experiment, commit, branch or {compare.WORKSPACE} (the default)",
+    )
+    return parser
+
+
+def execute(args: argparse.Namespace) -> None:
+    """Print table G for the working tree's classic methods and the heads of `args.runs`."""
+    sides = [compare.read_side(run) for run in dict.fromkeys(args.runs)]
+    for side in sides[1:]:
+        compare.check_same_folds(sides[0], side)
+    heads = {side.name: side.predictions for side in sides}
+    print(classic_table(read(), heads, LETTER, f"the out-of-fold predictions of {', '.join(heads)}."))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m ewmtcnn.study.classic [RUN ...]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ewmtcnn.study.classic",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    args = arguments(parser).parse_args(argv)
+    cli.run(lambda: execute(args))
+
+
+if __name__ == "__main__":
+    main()

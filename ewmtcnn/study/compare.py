@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from io import StringIO
@@ -152,7 +151,8 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> None:
+def execute(args: argparse.Namespace) -> None:
+    """Run `compare` with its parsed options."""
     result = comparison(read_side(args.a), read_side(args.b))
     print(json.dumps(result, indent=2) if args.json else text(result))
 
@@ -164,23 +164,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m ewmtcnn.study.compare A B`."""
     args = arguments(_parser("python -m ewmtcnn.study.compare")).parse_args(argv)
-    cli.run(lambda: _run(args))
-
-
-def command(argv: Sequence[str] | None = None) -> None:
-    """The `ewmtcnn` command: `ewmtcnn compare A B`, its one subcommand so far."""
-    parser = argparse.ArgumentParser(prog="ewmtcnn", description="EW-MTCNN on Emotion6: the project's commands.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    arguments(
-        commands.add_parser(
-            "compare",
-            help=__doc__.splitlines()[0],
-            description=__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    cli.run(lambda: _run(args))
+    cli.run(lambda: execute(args))
 
 
 if __name__ == "__main__":

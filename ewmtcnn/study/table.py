@@ -223,7 +223,7 @@ def default_table(path: Path = paths.METRICS, params: Path = sections.PARAMS) ->
 #: Table G, the classic LDL methods of the workspace's classic stage, is written with table A where the
 #: results document has its markers; it compares them with A's default arm and `none` (the same features, images
 #: and folds, which it checks).
-CLASSIC, CLASSIC_BESIDE = "G", "A"
+CLASSIC, CLASSIC_BESIDE = classic.LETTER, "A"
 
 
 def tables(

@@ -1,8 +1,10 @@
-"""`ewmtcnn compare A B` and `make show` on the throwaway project of the variants tables (tests/variants_project.py).
+"""`ewmtcnn compare A B`, `ewmtcnn classic` and `make show` on the variants tables' project (tests/variants_project.py).
 
 - compare's figures are the table code's for the same pair (`paired.compare`), and a hand computation's
   with SciPy from the two experiments' committed predictions.
 - It refuses two runs on different folds with one line, and reads the working tree as `workspace`.
+- `ewmtcnn classic A`, with B's predictions standing as a classic method's, gives compare's B - A; a method on
+  other images is refused in one line.
 - `python -m ewmtcnn.study.show` at 200 columns: the headline means are numbers, not `…`.
 """
 
@@ -11,9 +13,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +26,7 @@ import pytest
 from scipy import spatial, special, stats
 
 from dvcrepo import Repo
+from ewmtcnn import paths
 from ewmtcnn.evaluation.report import HEADLINE
 from ewmtcnn.study import experiments, paired
 from ewmtcnn.study.compare import NOT_TESTED
@@ -144,6 +150,43 @@ def test_compare_refuses_other_folds_in_one_line(project: Repo) -> None:
     )
     unknown = command(project, "ewmtcnn.study.compare", "no-such-run", A)
     assert unknown.returncode == 1 and unknown.stderr.startswith("error: no-such-run: cannot read params.yaml")
+
+
+@pytest.fixture
+def method_b(project: Repo) -> Iterator[Path]:
+    """B's committed predictions written where the classic stage writes SA-BFGS's, removed afterwards."""
+    path = project.root / paths.classic_predictions("sa_bfgs")
+    path.parent.mkdir(parents=True)
+    path.write_text(committed(project, B, "metrics/predictions.csv"))
+    yield path
+    shutil.rmtree(project.root / paths.CLASSIC)
+
+
+def test_classic_sets_a_method_beside_a_head_as_compare_does(project: Repo, method_b: Path) -> None:
+    result = command(project, "ewmtcnn.study.classic", A, A)  # a head named twice is compared once
+    assert result.returncode == 0, result.stderr
+    cells = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    header = cells["method"]
+    assert list(cells) == ["method", A, "sa_bfgs"]
+    measures = json.loads(command(project, "ewmtcnn.study.compare", A, B, "--json").stdout)["measures"]
+    for score, digits in (("kl", 4), ("acc", 3)):
+        m = measures[score]
+        expected = f"{m['mean']:+.{digits}f} [{m['low']:+.{digits}f}, {m['high']:+.{digits}f}] better"
+        label = "ΔKL" if score == "kl" else "Δacc"
+        assert cells["sa_bfgs"][header.index(f"{label} vs {A}")] == expected
+    assert "1 − 0.05/m = 95%, simultaneous over the m = 1 methods" in result.stdout
+
+
+def test_classic_refuses_a_method_on_other_images_in_one_line(project: Repo, method_b: Path) -> None:
+    table = pd.read_csv(method_b)
+    table.iloc[:-1].to_csv(method_b, index=False)  # one image fewer
+    result = command(project, "ewmtcnn.study.classic")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
 
 
 def test_show_fits_the_headline_means_in_200_columns(project: Repo) -> None:

@@ -26,6 +26,7 @@ MODULES = (
     "ewmtcnn.study.queue",
     "ewmtcnn.study.table",
     "ewmtcnn.study.compare",
+    "ewmtcnn.study.classic",
     "ewmtcnn.study.show",
     "ewmtcnn.cluster",
 )
@@ -42,6 +43,7 @@ COMMANDS = {
     **{f"stage {name}": [sys.executable, "-m", f"stages.{name}", "--help"] for name in STAGES},
     **{f"script {name}": _script(name, "--help") for name in SCRIPTS},
     "script ewmtcnn compare": _script("ewmtcnn", "compare", "--help"),
+    "script ewmtcnn classic": _script("ewmtcnn", "classic", "--help"),
     **{f"module {name}": [sys.executable, "-m", name, "--help"] for name in MODULES},
     "module ewmtcnn.cluster grid": [sys.executable, "-m", "ewmtcnn.cluster", "grid", "--help"],
     "audit": [sys.executable, str(REPO / "audit" / "recompute.py"), "--help"],
